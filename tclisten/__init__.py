@@ -1,0 +1,48 @@
+"""tclisten: react to Taskcluster's Pulse messages, call Taskcluster back.
+
+>>> import tclisten
+>>> tclisten.QueueEvents.taskCompleted.exchange
+'exchange/taskcluster-queue/v1/task-completed'
+
+Names are resolved on first use (PEP 562), so ``import tclisten`` reads no reference and
+builds no class until one is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # errors
+    "TclistenError": "exceptions",
+    "TaskclusterFailure": "exceptions",
+    "TaskclusterRestFailure": "exceptions",
+    "TaskclusterAuthFailure": "exceptions",
+    "TaskclusterConnectionError": "exceptions",
+    "TaskclusterTopicExchangeFailure": "exceptions",
+    "BindingError": "exceptions",
+    "CallError": "exceptions",
+    "ReferenceFormatError": "exceptions",
+    "ConfigError": "exceptions",
+    "CredentialsError": "exceptions",
+    "BrokerError": "exceptions",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tclisten' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
