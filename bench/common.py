@@ -1,0 +1,366 @@
+"""Shared pieces of the benchmarks: messages, publishing, queues, subprocesses, statistics.
+
+Everything here is plumbing the candidates share, so that each candidate of a benchmark reads
+the same messages from the same kind of queue and is timed the same way.
+
+>>> body = json.loads(make_messages(1)[0].body)
+>>> body["status"]["state"]
+'completed'
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import amqp
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKER_URL = os.environ.get("TCLISTEN_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+BROKER_HOST = os.environ.get("TCLISTEN_BENCH_BROKER_HOST", "127.0.0.1:5672")
+BROKER_USER = "guest"
+BROKER_PASSWORD = "guest"
+
+#: The bench declares (and deletes) its own exchanges under this prefix, shaped like the
+#: queue's ``exchange/taskcluster-queue/v1/`` so that Pulse naming rules would accept it.
+EXCHANGE_PREFIX = "exchange/tclisten-bench/v1/"
+EXCHANGE = EXCHANGE_PREFIX + "task-completed"
+
+#: The three dispatch bindings.  Each generated message matches exactly one of them, so the
+#: number of handler calls equals the number of messages for every candidate.
+PROVISIONER_A = "bench-prov-a"
+PROVISIONER_B = "bench-prov-b"
+GROUP_G = "BenchGroupGGGGGGGGGGGG"[:22]
+INDEX_ROUTE = "index.bench"
+BINDING_KEYS = (
+    f"primary.*.*.*.*.{PROVISIONER_A}.*.*.*.#",       # provisionerId=bench-prov-a
+    f"primary.*.*.*.*.*.*.*.{GROUP_G}.#",             # taskGroupId=G
+    f"route.{INDEX_ROUTE}.#",                          # route="index.bench.#"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# messages
+
+
+@dataclass(frozen=True)
+class BenchMessage:
+    """One pre-built Taskcluster task-completed message."""
+
+    routing_key: str
+    body: bytes
+    cc: tuple[str, ...]
+
+
+def slug(rng: random.Random) -> str:
+    """A 22-character url-safe id shaped like a Taskcluster slugid."""
+    raw = bytearray(rng.getrandbits(128).to_bytes(16, "big"))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # uuid4 version nibble, as slugids have
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return base64.urlsafe_b64encode(bytes(raw)).decode()[:22]
+
+
+def _timestamp(base: float, offset_s: float) -> str:
+    t = base + offset_s
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def task_status(task_id: str, group: str, provisioner: str, rng: random.Random) -> dict:
+    """The ``status`` structure of a completed one-run task, as the queue publishes it."""
+    base = 1_780_000_000 + rng.randrange(1_000_000) + rng.randrange(1000) / 1000
+    worker_group = f"us-east-{rng.randrange(1, 4)}"
+    worker_id = f"i-{rng.getrandbits(40):010x}"
+    return {
+        "taskId": task_id,
+        "provisionerId": provisioner,
+        "workerType": "t-linux-large",
+        "schedulerId": "level-3",
+        "taskGroupId": group,
+        "deadline": _timestamp(base, 86_400),
+        "expires": _timestamp(base, 86_400 * 365),
+        "retriesLeft": 5,
+        "state": "completed",
+        "runs": [
+            {
+                "runId": 0,
+                "state": "completed",
+                "reasonCreated": "scheduled",
+                "reasonResolved": "completed",
+                "workerGroup": worker_group,
+                "workerId": worker_id,
+                "takenUntil": _timestamp(base, 1_500),
+                "scheduled": _timestamp(base, 0),
+                "started": _timestamp(base, 12),
+                "resolved": _timestamp(base, 700),
+            }
+        ],
+    }
+
+
+def make_messages(count: int, seed: int = 6) -> list[BenchMessage]:
+    """``count`` deterministic task-completed messages, a third per dispatch binding.
+
+    Kind 0 matches only ``provisionerId=bench-prov-a``; kind 1 only ``taskGroupId=G``;
+    kind 2 only ``route.index.bench.#`` (through its CC header).  Every message carries 1 or 2
+    ``route.*`` CC keys, as tasks with routes do.
+    """
+    rng = random.Random(seed)
+    messages = []
+    for i in range(count):
+        kind = i % 3
+        task_id = slug(rng)
+        group = GROUP_G if kind == 1 else slug(rng)
+        provisioner = PROVISIONER_A if kind == 0 else PROVISIONER_B
+        status = task_status(task_id, group, provisioner, rng)
+        run = status["runs"][0]
+        body = {
+            "status": status,
+            "runId": 0,
+            "workerGroup": run["workerGroup"],
+            "workerId": run["workerId"],
+            "task": {"tags": {}},
+            "version": 1,
+        }
+        if kind == 0:
+            cc = (f"route.tc-treeherder.v2.bench.{task_id}",)
+        elif kind == 1:
+            cc = (f"route.notify.email.{task_id}.on-failed", f"route.tc-treeherder.v2.bench.{task_id}")
+        else:
+            cc = (f"route.{INDEX_ROUTE}.{task_id}", f"route.tc-treeherder.v2.bench.{task_id}")
+        routing_key = ".".join([
+            "primary", task_id, "0", run["workerGroup"], run["workerId"], provisioner,
+            status["workerType"], status["schedulerId"], group, "_",
+        ])
+        messages.append(BenchMessage(routing_key, json.dumps(body, separators=(",", ":")).encode(), cc))
+    return messages
+
+
+# --------------------------------------------------------------------------------------------
+# broker
+
+
+def connect() -> amqp.Connection:
+    """A py-amqp connection to the bench broker."""
+    conn = amqp.Connection(host=BROKER_HOST, userid=BROKER_USER, password=BROKER_PASSWORD,
+                           virtual_host="/", heartbeat=0)
+    conn.connect()
+    return conn
+
+
+def rabbitmq_version() -> str:
+    conn = connect()
+    try:
+        version = conn.server_properties.get("version", b"?")
+        return version.decode() if isinstance(version, bytes) else str(version)
+    finally:
+        conn.close()
+
+
+def unique(name: str) -> str:
+    """A queue name under the guest user's Pulse-style namespace, unique to this run."""
+    return f"queue/guest/{name}-{uuid.uuid4().hex[:8]}"
+
+
+def declare_exchange(channel: amqp.Channel, exchange: str = EXCHANGE) -> None:
+    channel.exchange_declare(exchange, "topic", durable=True, auto_delete=False)
+
+
+def declare_queue(channel: amqp.Channel, queue: str, binding_keys: Iterable[str],
+                  exchange: str = EXCHANGE) -> None:
+    """A durable queue bound with ``binding_keys``, like a listener's."""
+    declare_exchange(channel, exchange)
+    channel.queue_declare(queue, durable=True, auto_delete=False)
+    for key in binding_keys:
+        channel.queue_bind(queue, exchange, key)
+
+
+def delete_queue(queue: str) -> None:
+    conn = connect()
+    try:
+        conn.channel().queue_delete(queue)
+    finally:
+        conn.close()
+
+
+def delete_exchange(exchange: str = EXCHANGE) -> None:
+    conn = connect()
+    try:
+        conn.channel().exchange_delete(exchange)
+    finally:
+        conn.close()
+
+
+def queue_depth(channel: amqp.Channel, queue: str) -> int:
+    return channel.queue_declare(queue, passive=True).message_count
+
+
+def publish(messages: Sequence[BenchMessage], queue: str, exchange: str = EXCHANGE,
+            timeout: float = 120.0) -> float:
+    """Publish ``messages`` (persistent, no confirms) and wait until ``queue`` holds them all.
+
+    Publisher confirms one at a time cost a disk sync each (~1,400 msg/s); without confirms
+    and then waiting for the queue depth, 20,000 messages take a few seconds.  Returns the
+    seconds taken.
+    """
+    start = time.perf_counter()
+    conn = connect()
+    try:
+        channel = conn.channel()
+        base = queue_depth(channel, queue)
+        for m in messages:
+            msg = amqp.Message(m.body, content_type="application/json", content_encoding="utf-8",
+                               delivery_mode=2, application_headers={"CC": list(m.cc)})
+            channel.basic_publish(msg, exchange=exchange, routing_key=m.routing_key)
+        want = base + len(messages)
+        deadline = time.monotonic() + timeout
+        while queue_depth(channel, queue) < want:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{queue} holds {queue_depth(channel, queue)} of {want} messages")
+            time.sleep(0.02)
+    finally:
+        conn.close()
+    return time.perf_counter() - start
+
+
+def purge(queue: str) -> None:
+    conn = connect()
+    try:
+        conn.channel().queue_purge(queue)
+    finally:
+        conn.close()
+
+
+def depth(queue: str) -> int:
+    conn = connect()
+    try:
+        return queue_depth(conn.channel(), queue)
+    finally:
+        conn.close()
+
+
+def broker_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the local RabbitMQ (beam.smp), or None if not visible."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if "(beam.smp)" in stat:
+            fields = stat.rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# subprocesses
+
+
+def _child(conn: Any, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    try:
+        conn.send(("ok", func(*args, **kwargs)))
+    except BaseException:  # the parent reports it; nothing may escape a benchmark child
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def in_subprocess(func: Callable[..., Any], *args: Any, timeout: float = 300.0, **kwargs: Any) -> Any:
+    """Run ``func(*args, **kwargs)`` in a fresh (spawned) Python process and return its result.
+
+    Each candidate runs in a process of its own so that no candidate inherits another's
+    imports, caches or heap.  Raises RuntimeError with the child's traceback on failure.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, func, args, kwargs), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(timeout):
+            raise RuntimeError(f"{getattr(func, '__name__', func)} did not finish in {timeout:.0f} s")
+        status, value = parent.recv()
+    except EOFError:
+        status, value = "error", f"child exited with code {proc.exitcode} without a result"
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        parent.close()
+    if status != "ok":
+        raise RuntimeError(value)
+    return value
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# --------------------------------------------------------------------------------------------
+# statistics and the machine
+
+
+def median(values: Iterable[float]) -> float:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def ratios(candidate: Sequence[float], baseline: Sequence[float]) -> list[float]:
+    """Per-round ratios candidate/baseline (same round, so drift between rounds cancels)."""
+    return [c / b for c, b in zip(candidate, baseline) if c is not None and b]
+
+
+def version_of(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> dict[str, str]:
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        rabbit = rabbitmq_version()
+    except Exception as exc:  # a report line, not a failure
+        rabbit = f"unknown ({exc.__class__.__name__})"
+    info = {
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "OS": platform.platform(),
+        "Python": sys.version.split()[0],
+        "RabbitMQ": rabbit,
+    }
+    for dist in ("kombu", "amqp", "requests", "mohawk", "taskcluster"):
+        info[dist] = version_of(dist)
+    return info

@@ -1,0 +1,198 @@
+"""Benchmark 1: dispatch throughput of pre-published Taskcluster messages.
+
+Candidates (each consumes the same N pre-published task-completed messages from a durable
+queue with the same 3 bindings and the same prefetch, in a fresh process):
+
+- ``kombu-mixin``: what users write today and the baseline: a ``kombu.mixins.ConsumerMixin``
+  whose ``Consumer(callbacks=[on_message], accept=["json"])`` lets kombu decode the JSON body,
+  calls the handler and acks each message;
+- ``kombu-lean``: the same mixin with a raw ``on_message`` doing ``json.loads(message.body)``
+  (the fastest thing a kombu user writes without batching acks);
+- ``pyamqp-batched``: raw py-amqp, ``json.loads``, acks batched with ``multiple=True`` every
+  ``prefetch // 2`` messages (the ceiling for a Python consumer on this stack);
+- ``tclisten``: ``tclisten.Listener`` with three ``@app.on`` handlers.
+
+Every handler does the same trivial work (reads the taskId).  The window timed is from the
+first message reaching the handler to the N-th one handled (see probe.py).
+
+>>> CANDIDATES[0]
+'kombu-mixin'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Callable
+
+from bench import common
+from bench.probe import Probe
+
+logger = logging.getLogger(__name__)
+
+CANDIDATES = ("kombu-mixin", "kombu-lean", "pyamqp-batched", "tclisten")
+BASELINE = "kombu-mixin"
+PREFETCH = 1000
+
+
+def handle(body: dict) -> str:
+    """The trivial handler every candidate calls."""
+    return body["status"]["taskId"]
+
+
+# --------------------------------------------------------------------------------------------
+# consumers (each runs in a fresh process)
+
+
+def consume_kombu_mixin(queue: str, count: int, prefetch: int = PREFETCH, lean: bool = False,
+                        binding_keys: tuple[str, ...] = common.BINDING_KEYS) -> dict[str, Any]:
+    """A hand-written kombu ConsumerMixin that acks each message."""
+    import kombu
+    from kombu.mixins import ConsumerMixin
+
+    probe = Probe(count)
+    exchange = kombu.Exchange(common.EXCHANGE, "topic", durable=True)
+    kqueue = kombu.Queue(queue, durable=True, auto_delete=False,
+                         bindings=[kombu.binding(exchange, routing_key=k) for k in binding_keys])
+
+    class Worker(ConsumerMixin):
+        def __init__(self, connection: kombu.Connection) -> None:
+            self.connection = connection
+
+        def get_consumers(self, Consumer: Callable, channel: Any) -> list:
+            if lean:
+                return [Consumer(queues=[kqueue], on_message=self.on_raw, prefetch_count=prefetch)]
+            return [Consumer(queues=[kqueue], callbacks=[self.on_message], accept=["json"],
+                             prefetch_count=prefetch)]
+
+        def on_message(self, body: dict, message: Any) -> None:
+            handle(body)
+            message.ack()
+            if probe.hit():
+                self.should_stop = True
+
+        def on_raw(self, message: Any) -> None:
+            handle(json.loads(message.body))
+            message.ack()
+            if probe.hit():
+                self.should_stop = True
+
+    with kombu.Connection(common.BROKER_URL) as conn:
+        Worker(conn).run()
+    return probe.result()
+
+
+def consume_pyamqp_batched(queue: str, count: int, prefetch: int = PREFETCH,
+                           batch: int | None = None) -> dict[str, Any]:
+    """Raw py-amqp: decode, handle, ack every ``batch`` deliveries with multiple=True."""
+    batch = batch or max(prefetch // 2, 1)
+    probe = Probe(count)
+    conn = common.connect()
+    channel = conn.channel()
+    channel.basic_qos(0, prefetch, False)
+    state = {"unacked": 0, "last": 0}
+
+    def on_message(message: Any) -> None:
+        handle(json.loads(message.body))
+        state["last"] = message.delivery_tag
+        state["unacked"] += 1
+        if state["unacked"] >= batch:
+            channel.basic_ack(state["last"], multiple=True)
+            state["unacked"] = 0
+        probe.hit()
+
+    channel.basic_consume(queue, callback=on_message)
+    while not probe.done:
+        conn.drain_events(timeout=30)
+    if state["unacked"]:
+        channel.basic_ack(state["last"], multiple=True)
+    # Stop the clock after the last ack is on the wire, as the per-message candidates do.
+    probe.t1 = time.perf_counter()
+    probe.cpu1 = time.process_time()
+    conn.close()
+    return probe.result()
+
+
+def consume_tclisten(queue_name: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+    """tclisten.Listener with the three bindings as three handlers."""
+    from bench import tclisten_adapter
+
+    return tclisten_adapter.consume(queue_name, count, prefetch, handle)
+
+
+def consumer_for(candidate: str) -> Callable[..., dict[str, Any]]:
+    if candidate == "kombu-mixin":
+        return consume_kombu_mixin
+    if candidate == "kombu-lean":
+        return _consume_kombu_lean
+    if candidate == "pyamqp-batched":
+        return consume_pyamqp_batched
+    if candidate == "tclisten":
+        return consume_tclisten
+    raise ValueError(f"unknown dispatch candidate {candidate!r}; choose from {CANDIDATES}")
+
+
+def _consume_kombu_lean(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+    return consume_kombu_mixin(queue, count, prefetch, lean=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the round driver (runs in the parent)
+
+
+def queue_name_for(candidate: str) -> str:
+    if candidate == "tclisten":
+        from bench import tclisten_adapter
+
+        return tclisten_adapter.queue_name("dispatch")
+    return common.unique(f"bench-{candidate}")
+
+
+def prepare(candidates: tuple[str, ...]) -> dict[str, str]:
+    """Declare one queue per candidate (same bindings, empty) and return their names."""
+    queues = {}
+    conn = common.connect()
+    try:
+        channel = conn.channel()
+        for candidate in candidates:
+            name = queue_name_for(candidate)
+            if candidate == "tclisten":
+                from bench import tclisten_adapter
+
+                tclisten_adapter.declare(name)
+            else:
+                common.declare_queue(channel, name, common.BINDING_KEYS)
+            channel.queue_purge(name)
+            queues[candidate] = name
+    finally:
+        conn.close()
+    return queues
+
+
+def run_one(candidate: str, queue: str, messages: list[common.BenchMessage],
+            prefetch: int = PREFETCH, timeout: float = 300.0) -> dict[str, Any]:
+    """Pre-publish ``messages`` into ``queue``, consume them with ``candidate`` in a fresh
+    process, check the queue was left empty, and return the candidate's figures."""
+    common.purge(queue)
+    common.publish(messages, queue)
+    broker0 = common.broker_cpu_seconds()
+    result = common.in_subprocess(consumer_for(candidate), queue, len(messages), prefetch,
+                                  timeout=timeout)
+    broker1 = common.broker_cpu_seconds()
+    if broker0 is not None and broker1 is not None:
+        result["broker_cpu_us_per_msg"] = (broker1 - broker0) / len(messages) * 1e6
+    left = common.depth(queue)
+    result["left_in_queue"] = left
+    if left:
+        logger.warning("%s left %d messages unacked in %s", candidate, left, queue)
+        common.purge(queue)
+    return result
+
+
+def cleanup(queues: dict[str, str]) -> None:
+    for name in queues.values():
+        try:
+            common.delete_queue(name)
+        except Exception:  # best effort: report, carry on deleting the others
+            logger.exception("could not delete %s", name)
