@@ -10,7 +10,9 @@ queue with the same 3 bindings and the same prefetch, in a fresh process):
   (the fastest thing a kombu user writes without batching acks);
 - ``pyamqp-batched``: raw py-amqp, ``json.loads``, acks batched with ``multiple=True`` every
   ``prefetch // 2`` messages (the ceiling for a Python consumer on this stack);
-- ``tclisten``: ``tclisten.Listener`` with three ``@app.on`` handlers.
+- ``tclisten``: ``tclisten.Listener`` with three ``@app.on`` handlers, ``concurrency=1`` (one
+  worker thread runs handlers, the connection thread acks);
+- ``tclisten-inline``: the same with ``concurrency=0`` (handlers run on the connection thread).
 
 Every handler does the same trivial work (reads the taskId).  The window timed is from the
 first message reaching the handler to the N-th one handled (see probe.py).
@@ -31,7 +33,7 @@ from bench.probe import Probe
 
 logger = logging.getLogger(__name__)
 
-CANDIDATES = ("kombu-mixin", "kombu-lean", "pyamqp-batched", "tclisten")
+CANDIDATES = ("kombu-mixin", "kombu-lean", "pyamqp-batched", "tclisten", "tclisten-inline")
 BASELINE = "kombu-mixin"
 PREFETCH = 1000
 
@@ -114,11 +116,15 @@ def consume_pyamqp_batched(queue: str, count: int, prefetch: int = PREFETCH,
     return probe.result()
 
 
-def consume_tclisten(queue_name: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+def consume_tclisten(queue: str, count: int, prefetch: int = PREFETCH, concurrency: int = 1) -> dict[str, Any]:
     """tclisten.Listener with the three bindings as three handlers."""
     from bench import tclisten_adapter
 
-    return tclisten_adapter.consume(queue_name, count, prefetch, handle)
+    return tclisten_adapter.consume(queue, count, prefetch, handle, concurrency=concurrency)
+
+
+def _consume_tclisten_inline(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+    return consume_tclisten(queue, count, prefetch, concurrency=0)
 
 
 def consumer_for(candidate: str) -> Callable[..., dict[str, Any]]:
@@ -130,6 +136,8 @@ def consumer_for(candidate: str) -> Callable[..., dict[str, Any]]:
         return consume_pyamqp_batched
     if candidate == "tclisten":
         return consume_tclisten
+    if candidate == "tclisten-inline":
+        return _consume_tclisten_inline
     raise ValueError(f"unknown dispatch candidate {candidate!r}; choose from {CANDIDATES}")
 
 
@@ -141,11 +149,15 @@ def _consume_kombu_lean(queue: str, count: int, prefetch: int = PREFETCH) -> dic
 # the round driver (runs in the parent)
 
 
+def is_tclisten(candidate: str) -> bool:
+    return candidate.startswith("tclisten")
+
+
 def queue_name_for(candidate: str) -> str:
-    if candidate == "tclisten":
+    if is_tclisten(candidate):
         from bench import tclisten_adapter
 
-        return tclisten_adapter.queue_name("dispatch")
+        return tclisten_adapter.queue_name(candidate)
     return common.unique(f"bench-{candidate}")
 
 
@@ -157,7 +169,7 @@ def prepare(candidates: tuple[str, ...]) -> dict[str, str]:
         channel = conn.channel()
         for candidate in candidates:
             name = queue_name_for(candidate)
-            if candidate == "tclisten":
+            if is_tclisten(candidate):
                 from bench import tclisten_adapter
 
                 tclisten_adapter.declare(name)
@@ -191,8 +203,14 @@ def run_one(candidate: str, queue: str, messages: list[common.BenchMessage],
 
 
 def cleanup(queues: dict[str, str]) -> None:
-    for name in queues.values():
+    """Delete the candidates' queues (and everything a listener declared)."""
+    for candidate, name in queues.items():
         try:
-            common.delete_queue(name)
+            if is_tclisten(candidate):
+                from bench import tclisten_adapter
+
+                tclisten_adapter.delete(name)
+            else:
+                common.delete_queue(name)
         except Exception:  # best effort: report, carry on deleting the others
             logger.exception("could not delete %s", name)
