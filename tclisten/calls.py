@@ -127,8 +127,12 @@ class CallSpec:
         return CallError(f"{self.signature_text}: {problem}", method=self.name,
                          signature=self.signature_text)
 
-    def bind(self, args: tuple, kwargs: Mapping[str, Any]) -> tuple[str, Any, dict | None]:
-        """``(path, payload, query)`` for a call; raises :class:`CallError` on misuse."""
+    def bind(self, args: tuple, kwargs: Mapping[str, Any],
+             url_only: bool = False) -> tuple[str, Any, dict | None]:
+        """``(path, payload, query)`` for a call; raises :class:`CallError` on misuse.
+
+        ``url_only`` (for building URLs) lets the payload of an input function be left out.
+        """
         nargs = len(self.args)
         payload = None
         query = None
@@ -167,7 +171,7 @@ class CallSpec:
                                 f"{'s' if len(args) != 1 else ''}")
             values = args[:nargs]
         if self.has_input:
-            if payload is None:
+            if payload is None and not url_only:
                 raise self.fail("missing payload")
         elif payload is not None:
             raise self.fail("takes no payload")

@@ -306,7 +306,7 @@ class BaseClient:
         >>> Queue({"rootUrl": "https://tc.example.com"}).buildUrl("listTaskGroup", "G", query={"limit": 5})
         'https://tc.example.com/api/queue/v1/task-group/G/list?limit=5'
         """
-        path, _, query = self._spec(methodName).bind(args, kwargs)
+        path, _, query = self._spec(methodName).bind(args, kwargs, url_only=True)
         return self.base_url + path + ("?" + encode_query(query) if query else "")
 
     def buildSignedUrl(self, methodName: str, *args: Any, expiration: float | None = None,
