@@ -512,7 +512,8 @@ def load_config(path: str | os.PathLike, *, environ: Mapping[str, str] | None = 
 
 def _file_module(file: Path) -> Any:
     """Import a Python file as a module named after it (stable across restarts, so handler
-    names stay the same), its folder first on ``sys.path`` as for a script."""
+    names stay the same; a longer unique name if another module has taken it).  Its folder
+    is first on ``sys.path`` while it loads, so it can import its siblings."""
     file = file.resolve()
     stem = file.stem
     existing = sys.modules.get(stem)
@@ -524,19 +525,23 @@ def _file_module(file: Path) -> Any:
         name = f"_tclisten_file_{re.sub(r'[^A-Za-z0-9_]', '_', stem)}_{digest}"
         if name in sys.modules:
             return sys.modules[name]
-    folder = str(file.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {file} as Python")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    folder = str(file.parent)
+    added = folder not in sys.path
+    if added:  # its sibling modules import as they would for a script, while it loads
+        sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[name]
         raise
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
     return module
 
 
