@@ -1,0 +1,292 @@
+"""The kombu consumer loop: deliveries in, handlers run, batched acks out.
+
+Built on :class:`kombu.mixins.ConsumerMixin`, which gives reconnection with backoff, a
+restart limit and the consumer context.  ``consume`` is overridden because tclisten's loop
+must do three things kombu's does not:
+
+- settle finished deliveries between two reads of the socket (handlers may run on worker
+  threads, and kombu channels are not thread-safe, so acks and re-publishes happen here, on
+  the connection's own thread);
+- ack in batches (``basic_ack(multiple=True)`` for a contiguous run of finished deliveries),
+  which halves the broker's work per message;
+- poll quickly while handlers are in flight, so their acks are not held back by an idle
+  socket, and stop gracefully (in-flight handlers finish within a grace period).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from queue import Empty, SimpleQueue
+from typing import Any, Callable
+
+from kombu import Producer
+from kombu.mixins import ConsumerMixin
+
+from .dispatch import HEADER, Dispatcher, Outcome, cc_keys
+from .retry import DUE, PARKED, RetryPolicy, Topology
+from .stats import Stats
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ListenerConsumer"]
+
+
+class HardStop(BaseException):
+    """Raised from a second stop signal to leave the loop at once (unacked messages stay
+    with the broker, so nothing is lost)."""
+
+
+class _Delivery:
+    """One message between its arrival and its ack."""
+
+    __slots__ = ("message", "generation", "outcome", "done")
+
+    def __init__(self, message: Any, generation: int) -> None:
+        self.message = message  # the kombu message (delivery tag, body, headers)
+        self.generation = generation
+        self.outcome: Outcome | None = None
+        self.done = False
+
+
+class ListenerConsumer(ConsumerMixin):
+    """Consumes the listener's queue; see the module docstring for what it adds to kombu."""
+
+    def __init__(self, connection: Any, *, dispatcher: Dispatcher, topology: Topology, main_queue: Any,
+                 policy: RetryPolicy, prefetch: int, concurrency: int, grace_period: float,
+                 stats: Stats, on_ready: Callable[[Any], None] | None = None) -> None:
+        self.connection = connection
+        self.dispatcher = dispatcher
+        self.topology = topology
+        self.main_queue = main_queue
+        self.policy = policy
+        self.prefetch = prefetch
+        self.concurrency = concurrency
+        self.grace_period = grace_period
+        self.stats = stats
+        self.on_ready = on_ready
+        self.should_stop = False
+        # Ack at least twice per prefetch window, so the broker never waits for us.
+        self.ack_batch = max(1, min(500, prefetch // 2))
+        self._generation = 0
+        self._inflight: deque[_Delivery] = deque()
+        self._finished: SimpleQueue[_Delivery] = SimpleQueue()
+        self._work: SimpleQueue[_Delivery | None] = SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._producer: Producer | None = None
+        self._ack_each = False
+        self._ackable = 0  # finished deliveries at the head of _inflight not yet acked
+        self._last_done: _Delivery | None = None
+
+    # -- kombu hooks ------------------------------------------------------------------
+
+    def get_consumers(self, Consumer: Any, channel: Any) -> list:
+        return [Consumer(queues=[self.main_queue], on_message=self._on_message,
+                         prefetch_count=self.prefetch, no_ack=False)]
+
+    def on_consume_ready(self, connection: Any, channel: Any, consumers: list, **kwargs: Any) -> None:
+        self._generation += 1
+        self._inflight.clear()
+        self._ackable = 0
+        # Virtual transports (memory://) ignore ``multiple``: ack every message there.
+        self._ack_each = getattr(connection.transport, "driver_type", "") not in ("amqp", "pyamqp")
+        for queue in self.topology.side_queues(self.policy):
+            queue(channel).declare()
+        self._producer = Producer(connection.channel(), exchange=self.topology.exchange)
+        self.stats.connected()
+        if self.on_ready is not None:
+            self.on_ready(channel)
+        logger.info("consuming %s (prefetch %d, concurrency %d)", self.topology.queue_name, self.prefetch,
+                    self.concurrency)
+
+    def on_connection_error(self, exc: Exception, interval: float) -> None:
+        logger.warning("broker connection failed (%s); retrying in %.1f s", exc, interval)
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self, _tokens: int = 1, **kwargs: Any) -> None:
+        self._start_workers()
+        try:
+            super().run(_tokens, **kwargs)
+        finally:
+            self._stop_workers()
+
+    def consume(self, limit: int | None = None, timeout: float | None = None, safety_interval: float = 1,
+                **kwargs: Any):
+        with self.consumer_context(**kwargs) as (conn, channel, consumers):
+            next_beat = 0.0
+            while not self.should_stop:
+                self._settle()
+                busy = bool(self._inflight)
+                try:
+                    conn.drain_events(timeout=0.01 if busy else safety_interval)
+                except socket.timeout:
+                    self._flush_acks()
+                    conn.heartbeat_check()
+                    next_beat = time.monotonic() + 1.0
+                except OSError:
+                    if not self.should_stop:
+                        raise
+                else:
+                    now = time.monotonic()
+                    if now >= next_beat:
+                        conn.heartbeat_check()
+                        next_beat = now + 1.0
+                yield
+            self._stop_gracefully(conn, consumers)
+
+    def _on_message(self, message: Any) -> None:
+        delivery = _Delivery(message, self._generation)
+        self._inflight.append(delivery)
+        self.stats.received += 1
+        if self.concurrency:
+            self._work.put(delivery)
+        else:
+            self._handle(delivery)
+
+    def _handle(self, delivery: _Delivery) -> None:
+        """Run the handlers of one delivery (on a worker thread, or inline)."""
+        message = delivery.message
+        started = time.perf_counter()
+        info = message.delivery_info
+        delivery.outcome = self.dispatcher.dispatch(info.get("exchange", ""), info.get("routing_key", ""),
+                                                    message.body, message.headers,
+                                                    redelivered=bool(info.get("redelivered")))
+        self.stats.observe(time.perf_counter() - started)
+        self._finished.put(delivery)
+
+    # -- settling ---------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        """Act on every finished delivery, then ack the finished head of the window."""
+        finished = self._finished
+        while not finished.empty():
+            delivery = finished.get()
+            if delivery.generation != self._generation:
+                continue  # its channel is gone; the broker redelivers it
+            self._conclude(delivery)
+            delivery.done = True
+        inflight = self._inflight
+        while inflight and inflight[0].done:
+            head = inflight.popleft()
+            self._ackable += 1
+            if self._ack_each:
+                head.message.ack()
+                self._ackable = 0
+            else:
+                self._last_done = head
+        if self._ackable >= self.ack_batch:
+            self._flush_acks()
+
+    def _flush_acks(self) -> None:
+        """The ack policy, in one place: ack only a contiguous run of finished deliveries.
+
+        A delivery is finished when every matching handler succeeded, or when it was
+        re-published for a retry or parked (with publisher confirms).  One
+        ``basic_ack(multiple=True)`` of the last of the run acks the whole run; a delivery
+        still in a handler stops the run, so nothing unfinished is ever acked.
+        """
+        if self._ackable:
+            self._last_done.message.ack(multiple=True)
+            self.stats.acked += self._ackable
+            self._ackable = 0
+
+    def _conclude(self, delivery: _Delivery) -> None:
+        """Retry or park a delivery whose handling did not succeed."""
+        outcome = delivery.outcome
+        if outcome is None or outcome.ok:
+            return
+        message = delivery.message
+        if outcome.park_reason is not None:
+            self._republish(message, outcome, PARKED, attempt=self._attempt_of(message, outcome),
+                            reason=outcome.park_reason, handlers=())
+            self.stats.count("parked")
+            logger.warning("parked %s: %s", message.delivery_info.get("routing_key"), outcome.park_reason)
+            return
+        attempt = outcome.message.attempt
+        failed = tuple(name for name, _ in outcome.failed)
+        reason = "; ".join(f"{name}: {text}" for name, text in outcome.failed)
+        if attempt < self.policy.max_attempts:
+            delay = self.policy.delay_before(attempt + 1)
+            self._republish(message, outcome, Topology.retry_key(delay), attempt=attempt + 1, reason=reason,
+                            handlers=failed)
+            self.stats.count("retried")
+        else:
+            self._republish(message, outcome, PARKED, attempt=attempt, reason=reason, handlers=failed)
+            self.stats.count("parked")
+            logger.error("parked %s after %d attempts: %s", outcome.message.routing_key, attempt, reason)
+
+    @staticmethod
+    def _attempt_of(message: Any, outcome: Outcome) -> int:
+        if outcome.message is not None:
+            return outcome.message.attempt
+        return int((message.headers or {}).get(HEADER.ATTEMPT) or 1)
+
+    def _republish(self, message: Any, outcome: Outcome, routing_key: str, *, attempt: int, reason: str,
+                   handlers: tuple[str, ...]) -> None:
+        info = message.delivery_info
+        headers = dict(message.headers or {})
+        headers.pop("CC", None)  # the CC keys would route the copy again
+        headers.pop("x-death", None)
+        if HEADER.EXCHANGE not in headers:  # first re-publish: remember where it came from
+            headers[HEADER.EXCHANGE] = info.get("exchange", "")
+            headers[HEADER.ROUTING_KEY] = info.get("routing_key", "")
+            headers[HEADER.CC] = list(outcome.cc)
+        headers[HEADER.ATTEMPT] = attempt
+        headers[HEADER.HANDLERS] = list(handlers)
+        headers[HEADER.REASON] = reason[:4000]
+        if routing_key == PARKED:
+            headers[HEADER.PARKED_AT] = int(time.time())
+        if routing_key.startswith("retry.") and self._ack_each:
+            routing_key = DUE  # virtual transports have no TTL or dead-lettering: retry at once
+        self._producer.publish(message.body, routing_key=routing_key, headers=headers,
+                               content_type=message.content_type or "application/json",
+                               content_encoding=message.content_encoding or "utf-8",
+                               delivery_mode=2, retry=False)
+
+    # -- workers and stopping -------------------------------------------------------------
+
+    def _start_workers(self) -> None:
+        for index in range(self.concurrency):
+            worker = threading.Thread(target=self._work_loop, name=f"tclisten-worker-{index}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    def _work_loop(self) -> None:
+        work = self._work
+        while True:
+            delivery = work.get()
+            if delivery is None:
+                return
+            self._handle(delivery)
+
+    def _stop_workers(self) -> None:
+        for _ in self._workers:
+            self._work.put(None)
+        self._workers.clear()
+
+    def _stop_gracefully(self, conn: Any, consumers: list) -> None:
+        """Stop taking messages, let in-flight handlers finish within the grace period, ack
+        them; what is still unfinished goes back to the queue when the channel closes."""
+        for consumer in consumers:
+            try:
+                consumer.cancel()
+            except Exception:  # the connection may already be gone
+                logger.debug("cancel failed", exc_info=True)
+        deadline = time.monotonic() + self.grace_period
+        while self._inflight and time.monotonic() < deadline:
+            self._settle()
+            if not self._inflight:
+                break
+            try:
+                conn.drain_events(timeout=0.05)
+            except socket.timeout:
+                pass
+        self._settle()
+        self._flush_acks()
+        if self._inflight:
+            logger.warning("stopping with %d unfinished message(s); the broker will deliver them again",
+                           len(self._inflight))

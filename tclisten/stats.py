@@ -1,0 +1,55 @@
+"""Counters of a running listener, cheap enough for the per-message path.
+
+>>> stats = Stats()
+>>> stats.received += 1
+>>> stats.snapshot()["received"]
+1
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+__all__ = ["Stats"]
+
+
+class Stats:
+    """What the listener did; plain attributes updated on the connection's thread, except
+    handler latency, which worker threads report under a lock."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.received = 0
+        self.acked = 0
+        self.retried = 0
+        self.parked = 0
+        self.reconnects = -1  # the first connection is not a reconnect
+        self.handler_calls = 0
+        self.handler_seconds = 0.0
+        self.last_connected: float | None = None
+        self._lock = threading.Lock()
+
+    def count(self, name: str, amount: int = 1) -> None:
+        setattr(self, name, getattr(self, name) + amount)
+
+    def connected(self) -> None:
+        self.reconnects += 1
+        self.last_connected = time.time()
+
+    def observe(self, seconds: float) -> None:
+        with self._lock:
+            self.handler_calls += 1
+            self.handler_seconds += seconds
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "acked": self.acked,
+            "retried": self.retried,
+            "parked": self.parked,
+            "reconnects": max(self.reconnects, 0),
+            "handler_calls": self.handler_calls,
+            "handler_seconds": self.handler_seconds,
+        }
