@@ -30,6 +30,38 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "exceptions",
     "CredentialsError": "exceptions",
     "BrokerError": "exceptions",
+    # the listener
+    "Listener": "app",
+    "ParkedMessage": "app",
+    "default_listener": "app",
+    "on": "app",
+    "run": "app",
+    "RetryPolicy": "retry",
+    "Message": "message",
+    "Routing": "message",
+    "Context": "context",
+    "TopicMatcher": "matching",
+    # REST clients
+    "BaseClient": "client",
+    "client_class": "client",
+    **{name: "client" for name in ("Auth", "Github", "Hooks", "Index", "Notify", "Object", "PurgeCache",
+                                   "Queue", "Scheduler", "Secrets", "WebServer", "WorkerManager")},
+    # exchanges
+    "Topic": "exchanges",
+    "exchanges_class": "exchanges",
+    **{name: "exchanges" for name in ("AuthEvents", "GithubEvents", "HooksEvents", "NotifyEvents",
+                                      "QueueEvents", "SchedulerEvents", "WorkerManagerEvents")},
+    # credentials and helpers users of the 2015 client expect
+    "createTemporaryCredentials": "credentials",
+    "slugId": "utils",
+    "stableSlugId": "utils",
+    "fromNow": "utils",
+    "fromNowJSON": "utils",
+    "stringDate": "utils",
+    "dumpJson": "utils",
+    "isExpired": "utils",
+    "scopeMatch": "utils",
+    "satisfies": "utils",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
