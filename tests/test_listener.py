@@ -245,3 +245,28 @@ def test_passwords_never_in_repr(broker_url):
     app = Listener("x", broker_url="amqp://user:s3cret-pass@127.0.0.1:5672//")
     assert "s3cret" not in repr(app) and "****" in repr(app)
     assert app.queue_name == "queue/user/x"
+
+
+def test_handler_calls_taskcluster_with_hawk_through_ctx(broker, make_listener):
+    """The first slice end to end: broker -> loop -> handler -> Hawk-signed REST call."""
+    from tclisten.fakeserver import FakeTaskcluster
+
+    token = uuid.uuid4().hex  # made at run time, never a committed secret
+    with FakeTaskcluster(clients={"reactor": {"accessToken": token, "scopes": ["queue:rerun-task:*", "*"]}}) as tc:
+        app = make_listener(taskcluster={"rootUrl": tc.root_url,
+                                         "credentials": {"clientId": "reactor", "accessToken": token}})
+        task = slug()
+        tc.respond("queue", "task", {"taskGroupId": GROUP, "metadata": {"name": "build"}})
+        looked_up = []
+
+        @app.on(events(broker).taskFailed, taskGroupId=GROUP)
+        def retry_infra_failures(message, ctx):
+            looked_up.append(ctx.queue.task(message.routing.taskId)["metadata"]["name"])
+
+        app.declare()
+        broker.publish("task-failed", task_key(task, GROUP), task_status(task, GROUP, "failed"))
+        run_listener(app, lambda: looked_up)
+        assert looked_up == ["build"]
+        call = tc.calls_to("queue", "task")[0]
+        assert call.args == {"taskId": task} and call.client_id == "reactor"
+        assert token not in repr(app) and token not in repr(app.handlers[0].context)
