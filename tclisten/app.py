@@ -261,7 +261,7 @@ class Listener:
         self._consumer = ListenerConsumer(
             conn, dispatcher=dispatcher, topology=self.topology, main_queue=self.queue, policy=self.retry,
             prefetch=self.prefetch, concurrency=self.concurrency, grace_period=self.grace_period,
-            stats=self.stats)
+            stats=self.stats, backlog_warning=self.backlog_warning)
         self._consumer.should_stop = self._stop_requested
         restore = self._install_signal_handlers()
         try:

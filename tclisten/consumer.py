@@ -57,7 +57,8 @@ class ListenerConsumer(ConsumerMixin):
 
     def __init__(self, connection: Any, *, dispatcher: Dispatcher, topology: Topology, main_queue: Any,
                  policy: RetryPolicy, prefetch: int, concurrency: int, grace_period: float,
-                 stats: Stats, on_ready: Callable[[Any], None] | None = None) -> None:
+                 stats: Stats, backlog_warning: int | None = None, backlog_interval: float = 30.0,
+                 on_ready: Callable[[Any], None] | None = None) -> None:
         self.connection = connection
         self.dispatcher = dispatcher
         self.topology = topology
@@ -68,6 +69,10 @@ class ListenerConsumer(ConsumerMixin):
         self.grace_period = grace_period
         self.stats = stats
         self.on_ready = on_ready
+        self.backlog_warning = backlog_warning
+        self.backlog_interval = backlog_interval
+        self._next_backlog_check = 0.0
+        self._channel: Any = None
         self.should_stop = False
         # Ack at least twice per prefetch window, so the broker never waits for us.
         self.ack_batch = max(1, min(500, prefetch // 2))
@@ -96,6 +101,8 @@ class ListenerConsumer(ConsumerMixin):
         for queue in self.topology.side_queues(self.policy):
             queue(channel).declare()
         self._producer = Producer(connection.channel(), exchange=self.topology.exchange)
+        self._channel = channel
+        self._next_backlog_check = 0.0
         self.stats.connected()
         if self.on_ready is not None:
             self.on_ready(channel)
@@ -103,7 +110,19 @@ class ListenerConsumer(ConsumerMixin):
                     self.concurrency)
 
     def on_connection_error(self, exc: Exception, interval: float) -> None:
+        self.stats.connected_now = False
         logger.warning("broker connection failed (%s); retrying in %.1f s", exc, interval)
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:  # pragma: no cover - we never decode
+        logger.error("undecodable message: %s", exc)
+
+    def _check_backlog(self) -> None:
+        """Read the queue's backlog from the broker; warn before Pulse's guardian acts."""
+        ready = self._channel.queue_declare(self.topology.queue_name, passive=True).message_count
+        self.stats.backlog = ready
+        if self.backlog_warning and ready > self.backlog_warning:
+            logger.warning("queue %s holds %d messages (warning threshold %d): the Pulse guardian deletes "
+                           "queues that keep growing", self.topology.queue_name, ready, self.backlog_warning)
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -135,13 +154,19 @@ class ListenerConsumer(ConsumerMixin):
                     if now >= next_beat:
                         conn.heartbeat_check()
                         next_beat = now + 1.0
+                if time.monotonic() >= self._next_backlog_check:
+                    self._check_backlog()
+                    self._next_backlog_check = time.monotonic() + self.backlog_interval
                 yield
             self._stop_gracefully(conn, consumers)
+            self.stats.connected_now = False
 
     def _on_message(self, message: Any) -> None:
         delivery = _Delivery(message, self._generation)
         self._inflight.append(delivery)
-        self.stats.received += 1
+        stats = self.stats
+        stats.received += 1
+        stats.last_delivery = time.time()
         if self.concurrency:
             self._work.put(delivery)
         else:
@@ -175,6 +200,7 @@ class ListenerConsumer(ConsumerMixin):
             self._ackable += 1
             if self._ack_each:
                 head.message.ack()
+                self.stats.acked += 1
                 self._ackable = 0
             else:
                 self._last_done = head
@@ -192,6 +218,7 @@ class ListenerConsumer(ConsumerMixin):
         if self._ackable:
             self._last_done.message.ack(multiple=True)
             self.stats.acked += self._ackable
+            self.stats.last_ack = time.time()
             self._ackable = 0
 
     def _conclude(self, delivery: _Delivery) -> None:

@@ -29,6 +29,10 @@ class Stats:
         self.handler_calls = 0
         self.handler_seconds = 0.0
         self.last_connected: float | None = None
+        self.connected_now = False
+        self.last_delivery: float | None = None  # time.time() of the latest delivery
+        self.last_ack: float | None = None
+        self.backlog: int | None = None  # messages ready in the queue, at the last check
         self._lock = threading.Lock()
 
     def count(self, name: str, amount: int = 1) -> None:
@@ -37,6 +41,19 @@ class Stats:
     def connected(self) -> None:
         self.reconnects += 1
         self.last_connected = time.time()
+        self.connected_now = True
+
+    def healthy(self, stall_after: float = 300.0, now: float | None = None) -> tuple[bool, str]:
+        """Liveness tied to real consumption: connected, and when messages wait in the queue,
+        some were acked within ``stall_after`` seconds."""
+        now = time.time() if now is None else now
+        if not self.connected_now:
+            return False, "not connected to the broker"
+        if self.backlog:
+            since = max(self.last_ack or 0.0, self.last_connected or 0.0)
+            if now - since > stall_after:
+                return False, f"{self.backlog} message(s) waiting and no ack for {now - since:.0f} s"
+        return True, "consuming"
 
     def observe(self, seconds: float) -> None:
         with self._lock:
@@ -52,4 +69,8 @@ class Stats:
             "reconnects": max(self.reconnects, 0),
             "handler_calls": self.handler_calls,
             "handler_seconds": self.handler_seconds,
+            "backlog": self.backlog,
+            "last_delivery": self.last_delivery,
+            "last_ack": self.last_ack,
+            "connected": self.connected_now,
         }
