@@ -263,7 +263,7 @@ class BaseClient:
                 _sleep(delay)
             try:
                 reply = session.request(method, url, data=body, headers=headers, auth=auth,
-                                        timeout=timeout)
+                                        timeout=timeout, allow_redirects=False)
             except _RETRYABLE as exc:
                 cause = exc
                 continue
@@ -271,7 +271,7 @@ class BaseClient:
                 raise TaskclusterConnectionError(f"{method} {_scrub(url)}: {type(exc).__name__}",
                                                  method=method, url=_scrub(url), attempts=attempt) from exc
             status = reply.status_code
-            if status < 300:
+            if status < 400:  # a 303 (getArtifact) carries its JSON answer: never follow it
                 return self._decode(reply, method, url)
             failure = _failure(reply, method, url)
             if status < 500:

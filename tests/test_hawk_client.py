@@ -53,6 +53,9 @@ def _lookup(client_id: str) -> dict:
 
 class HawkHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without this, Nagle + delayed ACK stall every
+    # keep-alive response ~40 ms (a real deployment answers in one segment)
+    disable_nagle_algorithm = True
 
     def _handle(self) -> None:
         server = self.server
