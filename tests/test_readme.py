@@ -22,3 +22,35 @@ def test_readme_starts_with_two_commands():
 def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert readme_commands()[1] in ci
+
+
+def python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def test_readme_rest_quick_start_runs():
+    """A new user's path: a Hawk-signed call, a signed URL, temporary credentials."""
+    block = next(b for b in python_blocks() if "buildSignedUrl" in b)
+    exec(compile(block, "README.md", "exec"), {})
+
+
+def test_readme_exchange_examples_run():
+    block = next(b for b in python_blocks() if "QueueEvents().taskCompleted" in b)
+    exec(compile(block, "README.md", "exec"), {})
+
+
+def test_readme_listener_example_declares_what_it_says():
+    block = next(b for b in python_blocks() if "app.run()" in b)
+    namespace: dict = {}
+    exec(compile(block.replace("app.run()", ""), "README.md", "exec"), namespace)
+    [binding] = namespace["app"].bindings
+    assert binding.pattern in (ROOT / "README.md").read_text()
+
+
+def test_generated_reference_matches_the_bundled_references():
+    from tclisten.docs import BEGIN, END, reference_markdown
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    assert section == "\n" + reference_markdown(), "run: python -m tclisten.docs README.md"
