@@ -494,13 +494,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Logs to whatever ``sys.stderr`` is at the time (redirections and tests swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
     level = getattr(args, "log_level", None) or ("INFO" if args.command == "run" else "WARNING")
     root = logging.getLogger()
-    if not any(getattr(h, "_tclisten_cli", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        handler._tclisten_cli = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
 
