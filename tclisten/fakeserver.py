@@ -311,11 +311,12 @@ class _Authenticator:
         return None
 
     def _header(self, method: str, url: str, header: str, headers: Any, body: bytes) -> tuple:
-        try:
-            parsed = mohawk.util.parse_authorization_header(header)
-        except (mohawk.exc.HawkFail, ValueError):
-            raise _AuthError("malformed Hawk Authorization header") from None
+        # only id and ext are needed to find the key; mohawk.Receiver parses it fully
+        scheme, _, attributes = header.partition(" ")
+        parsed = {m.group("key"): m.group("value") for m in mohawk.util.HAWK_HEADER_RE.finditer(attributes)}
         client_id = parsed.get("id", "")
+        if scheme.lower() != "hawk" or not client_id:
+            raise _AuthError("malformed Hawk Authorization header")
         if not self.verify:
             return client_id, ["*"], "hawk"
         credentials, scopes = self._resolve(client_id, parsed.get("ext"))
