@@ -119,7 +119,8 @@ class TopicMatcher:
     A value added under several patterns that match the same key is returned once; the
     values come in the order they were first added.  Values must be hashable (they are
     compared with ``==``).  :meth:`add` and :meth:`remove` may be called at any time,
-    including between matches; matching from several threads at once is safe.
+    including between matches, and from several threads (a match running while another thread
+    adds gives the answer of either the old or the new bindings for each pattern).
 
     >>> m = TopicMatcher()
     >>> m.add("primary.*.*.*.*.*.*.*.tg1.#", "group")
@@ -203,6 +204,7 @@ class TopicMatcher:
         self._reset_states()
 
     def _reset_states(self) -> None:
+        """Forget every state (the whole graph, which ``_start`` keeps reachable)."""
         self._states: dict[frozenset, _State] = {}
         self._start = self._state_for({self._root})
 
@@ -223,7 +225,10 @@ class TopicMatcher:
         if state is None:
             if len(self._states) >= MAX_STATES:
                 logger.debug("topic matcher: %s states cached, starting afresh", len(self._states))
-                self._states.clear()
+                self._reset_states()
+                state = self._states.get(key)
+                if state is not None:  # the start state
+                    return state
             state = _State(key, self._values_of(key))
             self._states[key] = state
         return state
@@ -234,7 +239,14 @@ class TopicMatcher:
         return tuple(sorted(found, key=lambda v: order.get(v, len(order))))
 
     def _advance(self, state: _State, word: str) -> _State:
-        """Compute (and remember) the transition of ``state`` on ``word``."""
+        """Compute (and remember) the transition of ``state`` on ``word``.
+
+        Locked: :meth:`add` changes trie nodes in place.  Only new transitions get here, so
+        the lock is off the steady-state path."""
+        with self._lock:
+            return self._advance_locked(state, word)
+
+    def _advance_locked(self, state: _State, word: str) -> _State:
         literal = word in state.trans
         following = set()
         for node in state.nodes:
@@ -295,7 +307,8 @@ class TopicMatcher:
                     merged = set(result)
                 merged.update(values)
         if merged is not None and len(merged) > len(result):
-            result = tuple(sorted(merged, key=self._order.__getitem__))
+            order = self._order
+            result = tuple(sorted(merged, key=lambda v: order.get(v, len(order))))
         return result
 
 

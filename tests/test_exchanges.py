@@ -359,7 +359,11 @@ def test_fast_parse_equals_the_general_one(topic, key):
             m = TopicMatcher()
             single = {k: v for k, v in expected.items()
                       if not next(w for w in topic.routing_key if w.name == k).multiple_words}
-            m.add(topic.pattern(single), True)
+            try:
+                pattern = topic.pattern(single)
+            except BindingError:  # a value over its maxSize: the key was not the queue's
+                return
+            m.add(pattern, True)
             assert m.match(key) == (True,)
 
 
@@ -382,3 +386,10 @@ def test_cc_routes():
     assert cc_routes({"CC": []}) == [] == cc_routes({}) == cc_routes(None) == cc_routes({"other": 1})
     assert cc_routes({"CC": [3, None, "route.y"]}) == ["y"]
     assert headers["CC"][0] == b"route.index.project.foo"
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(exchanges, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 10 and not result.failed

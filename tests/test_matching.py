@@ -247,3 +247,42 @@ def test_binding_error_pickles():
         m.add(3, 1)
     again = pickle.loads(pickle.dumps(info.value))
     assert str(again) == str(info.value)
+
+
+def test_adding_while_other_threads_match():
+    m = TopicMatcher()
+    m.add("primary.#", "p")
+    errors: list = []
+    stop = threading.Event()
+
+    def reader():
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                values = m.match(f"primary.t{n}.{n % 50}.x")
+                if not values or values[0] != "p":
+                    errors.append(values)
+            except Exception as exc:  # pragma: no cover - what this test is about
+                errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(50):
+            m.add(f"primary.*.{i}.#", i)
+            m.add(f"primary.lit{i}.*.x", -i)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors
+    assert m.match("primary.t.7.x") == ("p", 7)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(matching)
+    assert result.attempted > 10 and not result.failed
