@@ -504,3 +504,102 @@ def test_redirect_answer_is_returned_not_followed(serve):
     server = serve(ok(answer, 303, {"Location": answer["url"]}))
     assert make(server).getArtifact("T", 0, "public/log.txt") == answer
     assert len(server.requests) == 1
+
+
+# --------------------------------------------------------------------------- FakeTaskcluster
+# The project's own fake deployment (tclisten.fakeserver): Hawk, bewits, temporary
+# credentials and scopes checked as Taskcluster checks them.
+
+
+@pytest.fixture
+def fake():
+    fakeserver = pytest.importorskip("tclisten.fakeserver")
+    clients = {"tester": {"accessToken": TOKEN, "scopes": ["queue:*", "auth:create-client:tester/*"]}}
+    with fakeserver.FakeTaskcluster(clients=clients) as tc:
+        yield tc
+
+
+def fake_queue(tc, **options):
+    return client_class("Queue")({"rootUrl": tc.root_url, "credentials": CREDS, **options})
+
+
+def test_fake_deployment_accepts_signed_calls_and_decodes_the_arguments(fake):
+    fake.respond("queue", "task", lambda call: {"taskId": call.args["taskId"]})
+    fake.respond("queue", "createTask", lambda call: {"got": call.body})
+    queue = fake_queue(fake)
+    assert queue.task("a/b c") == {"taskId": "a/b c"}
+    payload = {"taskQueueId": "p/w", "schedulerId": "s", "projectId": "none", "priority": "lowest",
+               "routes": [], "scopes": []}
+    assert queue.createTask(payload, taskId="T") == {"got": payload}
+    assert [(c.function, c.auth, c.client_id, c.status) for c in fake.calls] == [
+        ("task", "hawk", "tester", 200), ("createTask", "hawk", "tester", 200)]
+
+
+def test_fake_deployment_temporary_credentials_and_authorized_scopes(fake):
+    from tclisten.credentials import createTemporaryCredentials
+    from tclisten.utils import fromNow
+
+    fake.respond("queue", "task", {"ok": True})
+    temp = createTemporaryCredentials("tester", TOKEN, fromNow("-1 min"), fromNow("1 hour"),
+                                      ["queue:get-task:*"], name="tester/tmp")
+    queue = client_class("Queue")({"rootUrl": fake.root_url, "credentials": temp})
+    assert queue.task("T") == {"ok": True}
+    assert fake.calls[-1].client_id == "tester/tmp" and fake.calls[-1].scopes == ["queue:get-task:*"]
+    narrowed = fake_queue(fake, authorizedScopes=["queue:get-task:other"])
+    with pytest.raises(TaskclusterAuthFailure) as info:
+        narrowed.task("T")
+    assert info.value.status_code == 403 and info.value.request_id
+    assert TOKEN not in str(info.value) and temp["accessToken"] not in str(info.value)
+
+
+def test_fake_deployment_retries_and_timeouts(fake, no_wait):
+    fake.respond("queue", "task", {"ok": True})
+    fake.fail_next(3)
+    assert fake_queue(fake).task("T") == {"ok": True}
+    assert len(fake.calls) == 4 and len(no_wait) == 3
+    fake.fail_next(2, status=503)
+    with pytest.raises(TaskclusterConnectionError) as info:
+        fake_queue(fake, maxRetries=1).task("T")
+    assert info.value.status_code == 503
+    fake.hang(True)
+    try:
+        with pytest.raises(TaskclusterConnectionError) as info:
+            fake_queue(fake, maxRetries=0, timeout=0.3).task("T")
+        assert isinstance(info.value.__cause__, requests.Timeout)
+    finally:
+        fake.hang(False)
+
+
+def test_fake_deployment_accepts_signed_urls(fake):
+    fake.respond("queue", "task", {"ok": True})
+    fake.respond("queue", "listTaskGroup", {"tasks": []})
+    queue = fake_queue(fake)
+    for url in (queue.buildSignedUrl("task", "T"),
+                queue.buildSignedUrl("listTaskGroup", "G", query={"limit": 2}, expiration=30)):
+        answer = requests.get(url, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert fake.calls[-1].auth == "bewit"
+    assert fake.calls[-1].query == {"limit": "2"}
+
+
+def test_fake_deployment_paginates(fake):
+    fake.respond_sequence("queue", "listTaskGroup", [
+        {"tasks": [1, 2], "continuationToken": "c1"}, {"tasks": [3]}])
+    assert list(fake_queue(fake).iterate("listTaskGroup", "G", query={"limit": 2})) == [1, 2, 3]
+    assert [c.query for c in fake.calls] == [{"limit": "2"}, {"limit": "2", "continuationToken": "c1"}]
+
+
+@pytest.mark.parametrize("name", OFFICIAL_NAMES)
+def test_every_function_reaches_its_route_on_the_fake_deployment(name):
+    fakeserver = pytest.importorskip("tclisten.fakeserver")
+    with fakeserver.FakeTaskcluster(verify_hawk=False) as tc:
+        client = client_class(name)({"rootUrl": tc.root_url, "maxRetries": 0})
+        for fn in client.reference.functions:
+            values = [f"v{i}/é" for i in range(len(fn.args))]
+            args = values + ([{"k": 1}] if fn.input else [])
+            try:
+                getattr(client, fn.name)(*args)
+            except TaskclusterRestFailure:
+                pass  # nothing told the fake what to answer: 404 (or a scope refusal)
+            call = tc.calls[-1]
+            assert (call.function, call.args) == (fn.name, dict(zip(fn.args, values))), fn.name
