@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import re
 import subprocess
@@ -45,6 +46,16 @@ def listener_yaml(tmp_path: Path, extra: str = "", bindings: str | None = None) 
     path.write_text(f"name: {name}\nbroker_url: amqp://guest:guest@127.0.0.1:5672//\n{extra}bindings:\n"
                     + textwrap.dedent(bindings))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """main() configures the root logger, as a command should; undo it between tests."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -268,10 +279,13 @@ def test_references_import_and_check(tmp_path, capsys, shared_references):
     dest = tmp_path / "refs"
     deployment = shared_references / "tc-example-deployment"
     seed = shared_references / "seed-2015" / "apis.json"
-    status, out, err = run_cli(capsys, "references", "import", str(deployment), str(seed), "--dest", str(dest))
-    assert status == 0, err
+    # a subprocess: importing resets the process's cache of bundled references
+    done = subprocess.run([sys.executable, "-m", "tclisten", "references", "import", str(deployment), str(seed),
+                           "--dest", str(dest)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
     assert (dest / "manifest.json").is_file() and (dest / "queue" / "v1" / "exchanges.json").is_file()
-    assert "manifest.json to" in err and str(dest / "manifest.json") in out
+    assert "manifest.json to" in done.stderr and str(dest / "manifest.json") in done.stdout
     status, out, _ = run_cli(capsys, "references", "check", str(dest))
     assert status == 0
     assert "QueueEvents" in out and "SchedulerEvents" in out and "references valid" in out
