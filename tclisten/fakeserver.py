@@ -46,7 +46,7 @@ import mohawk.util
 from . import utils
 from .credentials import parse_ext, verify_certificate
 from .exceptions import CallError, ConfigError, CredentialsError
-from .references import APIReference, Function, bundled
+from .references import APIReference, ExchangesReference, Function, bundled, reference_facts
 
 logger = logging.getLogger(__name__)
 
@@ -292,8 +292,9 @@ class _Authenticator:
     def _seen_nonce(self, client_id: str, nonce: str, ts: str) -> bool:
         now = time.time()
         with self._nonce_lock:
-            if len(self._nonces) > 10000:
-                self._nonces = {k: t for k, t in self._nonces.items() if t > now}
+            if len(self._nonces) > 20000:
+                kept = [(k, t) for k, t in self._nonces.items() if t > now]
+                self._nonces = dict(kept[-10000:])  # oldest first: keep the newest
             key = (client_id, nonce, ts)
             if key in self._nonces:
                 return True
@@ -370,6 +371,13 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that went away (or stop() closing its socket) is not worth a traceback
+        logger.debug("FakeTaskcluster connection from %s ended with an error", client_address, exc_info=True)
+
+
+_DROP = object()  # a fault: close the connection without answering
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -405,7 +413,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self._read_body()
-        status, headers, payload = self.server.fake._serve(self.command, self.path, self.headers, body)
+        answer = self.server.fake._serve(self.command, self.path, self.headers, body)
+        if answer is _DROP:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        status, headers, payload = answer
         if self.close_connection:
             headers["Connection"] = "close"
         lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
@@ -444,13 +457,16 @@ class FakeTaskcluster:
                  scope_params: Mapping[str, Callable[[Call], Mapping[str, Any]]] | None = None,
                  port: int = 0) -> None:
         refs = bundled() if references is None else references
-        self._routes = _Routes(refs.values() if isinstance(refs, Mapping) else refs)
+        self._references = list(refs.values() if isinstance(refs, Mapping) else refs)
+        self._routes = _Routes(self._references)
         self._auth = _Authenticator(clients or {}, roles or {}, clock_skew=clock_skew, verify=verify_hawk)
         self._anonymous = utils._check_scopes(anonymous_scopes, "anonymous_scopes")
         self.enforce_scopes = bool(clients) if enforce_scopes is None else bool(enforce_scopes)
         self._scope_params = dict(scope_params or {})
         self._port = port
         self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
+        self._done = 0
         self._calls: list[Call] = []
         self._answers: dict[tuple[str, str], Any] = {}
         self._sequences: dict[tuple[str, str], deque] = {}
@@ -481,7 +497,14 @@ class FakeTaskcluster:
         if server is None:
             return
         self._released.set()
-        server.shutdown()
+        stopper = threading.Thread(target=server.shutdown, daemon=True)
+        stopper.start()
+        while stopper.is_alive():  # wake the accept loop now rather than at its next poll
+            try:
+                socket.create_connection(server.server_address, timeout=1).close()
+            except OSError:
+                pass
+            stopper.join(0.005)
         with self._lock:
             sockets = list(self._sockets)
         for sock in sockets:
@@ -509,6 +532,21 @@ class FakeTaskcluster:
     def root_url(self) -> str:
         """``http://127.0.0.1:<port>``: use it as the deployment's rootUrl."""
         return f"http://127.0.0.1:{self.port}"
+
+    def client_options(self, client_id: str | None = None, **options: Any) -> dict[str, Any]:
+        """Options for a tclisten (or official) client talking to this server as
+        ``client_id`` (anonymous when None); ``options`` are added as given.
+
+        >>> FakeTaskcluster(clients={"me": {"accessToken": "t"}}).client_options("me")["credentials"]
+        {'clientId': 'me', 'accessToken': 't'}
+        """
+        out: dict[str, Any] = {"rootUrl": self.root_url if self._server else None}
+        if client_id is not None:
+            if client_id not in self._auth.clients:
+                raise ConfigError(f"FakeTaskcluster has no client {client_id!r}")
+            out["credentials"] = {"clientId": client_id, "accessToken": self._auth.clients[client_id][0]}
+        out.update(options)
+        return out
 
     def url(self, service: str, function: str, **args: Any) -> str:
         """The URL of a function with its route arguments filled in (percent-encoded).
@@ -562,6 +600,14 @@ class FakeTaskcluster:
         with self._lock:
             self._failures.extend([Response(status, answer)] * count)
 
+    def drop_next(self, count: int = 1) -> None:
+        """Close the connection of the next ``count`` requests without answering (the client
+        sees a connection error), for retry tests."""
+        if count < 0:
+            raise ConfigError("drop_next needs count >= 0")
+        with self._lock:
+            self._failures.extend([_DROP] * count)
+
     def hang(self, on: bool = True) -> None:
         """While on, requests are read but not answered (for timeout tests); turning it
         off lets the held requests proceed."""
@@ -574,6 +620,7 @@ class FakeTaskcluster:
         """Forget recorded calls, answers, sequences and pending failures."""
         with self._lock:
             self._calls.clear()
+            self._done = 0
             self._answers.clear()
             self._sequences.clear()
             self._failures.clear()
@@ -583,6 +630,15 @@ class FakeTaskcluster:
     def calls(self) -> list[Call]:
         """A copy of the recorded calls, oldest first."""
         with self._lock:
+            return list(self._calls)
+
+    def wait_for_calls(self, count: int, timeout: float = 10.0) -> list[Call]:
+        """Wait until ``count`` calls have been answered (or dropped) since the last
+        :meth:`reset`, and return the recorded calls; raises ``TimeoutError`` otherwise.
+        For tests where the calls come from another thread (a listener's handler)."""
+        with self._recorded:
+            if not self._recorded.wait_for(lambda: self._done >= count, timeout):
+                raise TimeoutError(f"FakeTaskcluster got {self._done} calls, not {count}, in {timeout} s")
             return list(self._calls)
 
     def calls_to(self, service: str, function: str) -> list[Call]:
@@ -603,15 +659,26 @@ class FakeTaskcluster:
             self._calls.append(call)
             failure = self._failures.popleft() if self._failures else None
         self._released.wait()
+        if failure is _DROP:
+            self._finish(call, None)
+            return _DROP
         try:
             response = failure or self._answer(call, headers, raw_path, body)
         except Exception as exc:  # a responder that raised: a 500, like a crashing service
             logger.exception("FakeTaskcluster responder for %s.%s failed", call.service, call.function)
             response = Response(500, error_body("InternalServerError", f"responder raised {type(exc).__name__}"))
-        call.status = response.status
+        self._finish(call, response.status)
         return self._encode(response, request_id)
 
+    def _finish(self, call: Call, status: int | None) -> None:
+        with self._recorded:
+            call.status = status
+            self._done += 1
+            self._recorded.notify_all()
+
     def _answer(self, call: Call, headers: Any, raw_path: str, body: bytes) -> Response:
+        if call.path.startswith("/references/") and call.method in ("GET", "HEAD"):
+            return self._reference_file(call.path)
         route, args = self._routes.match(call.method, call.path)
         if route is None:
             return Response(404, error_body("ResourceNotFound", f"no API function at {call.method} {call.path}"))
@@ -643,6 +710,18 @@ class FakeTaskcluster:
                     f"This request requires the client to satisfy the following scope expression:\n\n"
                     f"{json.dumps(route.function.scopes, indent=2)}", **info))
         return self._response_for(route, call)
+
+    def _reference_file(self, path: str) -> Response:
+        """``/references/manifest.json`` and each reference it lists, like a deployment."""
+        files = {}
+        for ref in self._references:
+            kind = "exchanges" if isinstance(ref, ExchangesReference) else "api"
+            files[f"/references/{ref.service_name}/{ref.api_version}/{kind}.json"] = ref
+        if path == "/references/manifest.json":
+            return Response(200, {"references": [self.root_url + name for name in sorted(files)]})
+        if path in files:
+            return Response(200, reference_facts(files[path]))
+        return Response(404, error_body("ResourceNotFound", f"no reference at {path}"))
 
     def _missing_scopes(self, route: _Route, call: Call) -> Any:
         expression = route.function.scopes

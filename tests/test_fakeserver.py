@@ -611,3 +611,88 @@ def test_nothing_printed_per_request(tc, session, capfd):
 def test_call_repr_shows_no_headers(tc, session):
     hawk(session, "GET", tc.root_url + "/api/queue/v1/task/T1", "tester", "tester-token")
     assert "Hawk" not in repr(tc.calls[0])
+
+
+# --------------------------------------------------------------------------- more faults, helpers
+
+
+def test_drop_next_gives_connection_errors(tc, session):
+    tc.drop_next(1)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        session.get(tc.root_url + "/api/queue/v1/ping", timeout=10)
+    assert session.get(tc.root_url + "/api/queue/v1/ping", timeout=10).status_code == 200
+    assert [c.status for c in tc.calls] == [None, 200]
+
+
+def test_wait_for_calls(tc):
+    def later():
+        time.sleep(0.05)
+        requests.get(tc.root_url + "/api/queue/v1/ping", timeout=10)
+
+    threading.Thread(target=later).start()
+    calls = tc.wait_for_calls(1, timeout=10)
+    assert calls[0].function == "ping" and calls[0].status == 200
+    with pytest.raises(TimeoutError):
+        tc.wait_for_calls(2, timeout=0.05)
+    tc.reset()
+    with pytest.raises(TimeoutError):
+        tc.wait_for_calls(1, timeout=0.01)
+
+
+def test_client_options(tc):
+    opts = tc.client_options("tester", maxRetries=0)
+    assert opts == {"rootUrl": tc.root_url, "maxRetries": 0,
+                    "credentials": {"clientId": "tester", "accessToken": "tester-token"}}
+    assert tc.client_options() == {"rootUrl": tc.root_url}
+    with pytest.raises(ConfigError):
+        tc.client_options("nobody")
+
+
+def test_official_client_with_client_options(tc):
+    taskcluster = pytest.importorskip("taskcluster")
+    queue = taskcluster.Queue(tc.client_options("limited", maxRetries=0))
+    assert queue.task("T1") == {"taskId": "T1"}
+    with pytest.raises(taskcluster.exceptions.TaskclusterRestFailure) as info:
+        queue.task("T2")
+    assert info.value.status_code == 403
+
+
+def test_serves_references_like_a_deployment(tc, session, tmp_path, monkeypatch):
+    from tclisten import references
+
+    manifest = session.get(tc.root_url + "/references/manifest.json").json()
+    assert tc.root_url + "/references/queue/v1/api.json" in manifest["references"]
+    assert tc.root_url + "/references/queue/v1/exchanges.json" in manifest["references"]
+    api = session.get(tc.root_url + "/references/queue/v1/api.json").json()
+    assert api["serviceName"] == "queue" and any(e["name"] == "createTask" for e in api["entries"])
+    assert session.get(tc.root_url + "/references/nope/v1/api.json").status_code == 404
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    loaded = references.load(tc.root_url)
+    assert loaded["Queue"].function("task") == references.bundled()["Queue"].function("task")
+    assert set(loaded) == set(references.bundled())
+
+
+def test_custom_references(session):
+    from tclisten.references import parse
+
+    ref = parse({"serviceName": "fake", "apiVersion": "v2", "entries": [
+        {"type": "function", "name": "thing", "method": "get", "route": "/thing/<id>", "args": ["id"],
+         "scopes": "fake:thing:<id>"}]}, "inline")
+    with FakeTaskcluster(references=[ref], clients=CLIENTS) as tc:
+        tc.respond("fake", "thing", {"ok": 1})
+        assert session.get(tc.root_url + "/api/fake/v2/thing/1").status_code == 403
+        assert session.get(tc.root_url + "/api/queue/v1/ping").status_code == 404
+    with FakeTaskcluster(references=[ref], clients={"c": {"accessToken": "t", "scopes": ["fake:thing:1"]}}) as tc:
+        tc.respond("fake", "thing", {"ok": 1})
+        assert hawk(session, "GET", tc.root_url + "/api/fake/v2/thing/1", "c", "t").json() == {"ok": 1}
+
+
+def test_scope_params_hook(session):
+    def params(call):
+        return {"names": [call.args["name"]]}  # as if the artifact were private
+
+    with FakeTaskcluster(clients=CLIENTS, scope_params={"queue.getLatestArtifact": params}) as tc:
+        tc.respond("queue", "getLatestArtifact", {})
+        url = tc.root_url + "/api/queue/v1/task/T1/artifacts/public%2Fx"
+        assert session.get(url).status_code == 403
+        assert hawk(session, "GET", url, "tester", "tester-token").status_code == 200
