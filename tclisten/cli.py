@@ -90,12 +90,17 @@ def load_target(target: str) -> tuple[Any, Any]:
     if cwd not in sys.path:  # like `python -m`: modules of the current folder import
         sys.path.insert(0, cwd)
     spec, _, attr = target.partition(":")
-    if spec.endswith(".py"):
-        if not Path(spec).is_file():
-            raise UsageError(f"{spec}: no such file")
+    name_from_script = spec.endswith(".py") and "TCLISTEN_NAME" not in os.environ
+    if spec.endswith(".py") and not Path(spec).is_file():
+        raise UsageError(f"{spec}: no such file")
+    if name_from_script:
         # a script's module-level listener is named after the script, as when run directly
-        os.environ.setdefault("TCLISTEN_NAME", Path(spec).stem)
-    value = import_object(spec if not attr else f"{spec}:{attr}", base=cwd)
+        os.environ["TCLISTEN_NAME"] = Path(spec).stem
+    try:
+        value = import_object(target, base=cwd)
+    finally:
+        if name_from_script:
+            del os.environ["TCLISTEN_NAME"]
     if not attr:
         return _listener_in(value, target), None
     if not _is_listener(value) and callable(value):
@@ -387,7 +392,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("tclisten demo: this installation has no demo (module tclisten.demo is missing)", file=sys.stderr)
         return EXIT_FAILURE
     demo = importlib.import_module("tclisten.demo")
-    result = demo.main(list(args.demo_args))
+    try:
+        result = demo.main(list(args.demo_args))
+    except SystemExit as exc:  # the demo's own --help and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     return EXIT_OK if result is None else int(result)
 
 
@@ -489,8 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help=target_help)
     p.add_argument("--limit", type=_positive, metavar="N")
 
-    p = add("demo", cmd_demo, "run the offline demonstration")
-    p.add_argument("demo_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    # the demo parses its own options (and --help): main() hands it whatever is left
+    p = sub.add_parser("demo", help="run the offline demonstration (tclisten demo --help)", add_help=False)
+    p.set_defaults(func=cmd_demo, demo_args=[])
     return parser
 
 
@@ -527,9 +536,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tclisten`` command; returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command != "demo":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command == "demo":
+        args.demo_args = extra
     _configure_logging(args)
     debug = getattr(args, "debug", False)
     try:
