@@ -102,14 +102,22 @@ def signature_text(certificate: Mapping[str, Any], client_id: str | None = None)
 
 def sign_certificate(certificate: Mapping[str, Any], issuer_access_token: str,
                      client_id: str | None = None) -> str:
-    """Standard base64 of HMAC-SHA256(issuer accessToken, :func:`signature_text`)."""
+    """Standard base64 of HMAC-SHA256(issuer accessToken, :func:`signature_text`).
+
+    >>> len(sign_certificate({"version": 1, "seed": "s", "start": 1, "expiry": 2, "scopes": []}, "tok"))
+    44
+    """
     key = _text(issuer_access_token, "accessToken").encode("utf-8")
     digest = hmac.new(key, signature_text(certificate, client_id).encode("utf-8"), hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
 def derive_access_token(issuer_access_token: str, seed: str) -> str:
-    """The temporary accessToken: base64url, unpadded, of HMAC-SHA256(issuer token, seed)."""
+    """The temporary accessToken: base64url, unpadded, of HMAC-SHA256(issuer token, seed).
+
+    >>> len(derive_access_token("tok", "A" * 44))
+    43
+    """
     key = _text(issuer_access_token, "accessToken").encode("utf-8")
     digest = hmac.new(key, seed.encode("utf-8"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
@@ -256,6 +264,9 @@ def parse_ext(ext: str | None) -> dict[str, Any]:
     """Decode a Hawk ``ext`` (url-safe or standard base64, padding optional) to a dict.
 
     Raises :class:`CredentialsError` when it is not base64 of a JSON object.
+
+    >>> parse_ext("eyJhdXRob3JpemVkU2NvcGVzIjpbXX0=")
+    {'authorizedScopes': []}
     """
     if not ext:
         return {}

@@ -14,9 +14,11 @@ expression, answers what the test told it to, and records every call::
     'abc'
     ('task', {'taskId': 'T1'})
 
-Faults on demand: ``tc.fail_next(2)`` (the next two requests get 500), ``tc.hang(True)``
-(requests are read but not answered until ``tc.hang(False)``).  Every answer carries an
-``x-for-request-id`` header.  Stdlib and mohawk only: it ships in the package.
+Faults on demand: ``tc.fail_next(2)`` (the next two requests get 500), ``tc.drop_next()``
+(the connection is closed unanswered), ``tc.hang(True)`` (requests are read but not answered
+until ``tc.hang(False)``).  Every answer carries an ``x-for-request-id`` header.  It also
+serves ``/references/manifest.json`` like a deployment.  Stdlib and mohawk only: it ships in
+the package (the offline demo runs on it).
 
 The request path reads top to bottom in :meth:`FakeTaskcluster._serve`; Hawk is checked by
 :class:`_Authenticator` with mohawk, certificates by :func:`tclisten.credentials.verify_certificate`.
@@ -58,8 +60,11 @@ class Call:
     """One request the fake server received (also those it refused).
 
     ``service`` and ``function`` are None when the path matched no function; ``scopes``
-    are the effective scopes of the caller (after ``authorizedScopes``); ``status`` is the
-    status answered.
+    are the effective scopes of the caller (after ``authorizedScopes`` and roles);
+    ``status`` is the status answered (None while unanswered, or when dropped).
+
+    >>> Call("GET", "/api/queue/v1/ping", service="queue", function="ping")
+    Call(method='GET', path='/api/queue/v1/ping', service='queue', function='ping', args={}, query={}, body=None, client_id=None, scopes=[], auth=None, status=None, request_id='')
     """
 
     method: str
@@ -255,7 +260,7 @@ class _Authenticator:
             unknown = set(spec) - {"accessToken", "scopes"}
             if unknown:
                 raise ConfigError(f"client {client_id!r}: unknown keys {sorted(unknown)}")
-            scopes = utils._check_scopes(spec.get("scopes", ()), f"scopes of client {client_id!r}")
+            scopes = utils.scope_list(spec.get("scopes", ()), f"scopes of client {client_id!r}")
             self.clients[client_id] = (token, utils.expand_roles(scopes, roles))
         self.roles = {k: list(v) for k, v in roles.items()}
         self.clock_skew = clock_skew
@@ -460,7 +465,7 @@ class FakeTaskcluster:
         self._references = list(refs.values() if isinstance(refs, Mapping) else refs)
         self._routes = _Routes(self._references)
         self._auth = _Authenticator(clients or {}, roles or {}, clock_skew=clock_skew, verify=verify_hawk)
-        self._anonymous = utils._check_scopes(anonymous_scopes, "anonymous_scopes")
+        self._anonymous = utils.scope_list(anonymous_scopes, "anonymous_scopes")
         self.enforce_scopes = bool(clients) if enforce_scopes is None else bool(enforce_scopes)
         self._scope_params = dict(scope_params or {})
         self._port = port
@@ -776,7 +781,7 @@ class FakeTaskcluster:
             payload = bytes(body)
             headers["Content-Type"] = response.content_type or "application/octet-stream"
         else:
-            payload = json.dumps(body, default=utils._json_default).encode("utf-8")
+            payload = json.dumps(body, default=utils.json_default).encode("utf-8")
             headers["Content-Type"] = response.content_type or "application/json; charset=utf-8"
         headers.update(response.headers or {})
         return response.status, headers, payload

@@ -41,10 +41,12 @@ __all__ = [
     "fromNow",
     "fromNowJSON",
     "isExpired",
+    "json_default",
     "missing_scopes",
     "render_expression",
     "satisfies",
     "scopeMatch",
+    "scope_list",
     "scope_satisfied",
     "slugId",
     "stableSlugId",
@@ -198,7 +200,12 @@ def to_epoch_ms(value: datetime.datetime | str | int | float) -> int:
     return int(value.timestamp()) * 1000
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps`` ``default=`` hook: dates as Taskcluster dates, bytes as UTF-8 text.
+
+    >>> json.dumps([b"x"], default=json_default)
+    '["x"]'
+    """
     if isinstance(value, (datetime.datetime, datetime.date)):
         return stringDate(value)
     if isinstance(value, bytes):
@@ -213,7 +220,7 @@ def dumpJson(obj: Any, **kwargs: Any) -> str:
     '{"a":[1,2],"when":"2020-01-01T00:00:00Z"}'
     """
     kwargs.setdefault("separators", (",", ":"))
-    kwargs.setdefault("default", _json_default)
+    kwargs.setdefault("default", json_default)
     return json.dumps(obj, **kwargs)
 
 
@@ -240,7 +247,13 @@ def isExpired(certificate: Mapping[str, Any] | str, *, margin: float = 0.0) -> b
 # --------------------------------------------------------------------------- scopes
 
 
-def _check_scopes(scopes: Any, what: str) -> Sequence[str]:
+def scope_list(scopes: Any, what: str = "scopes") -> list[str]:
+    """``scopes`` as a list after checking it is an iterable of strings (not one string);
+    ``what`` names it in the :class:`ConfigError`.
+
+    >>> scope_list(("a", "b"))
+    ['a', 'b']
+    """
     if isinstance(scopes, (str, bytes)) or not isinstance(scopes, Iterable):
         raise ConfigError(f"{what} must be a list of strings, not {type(scopes).__name__}")
     scopes = list(scopes)
@@ -272,11 +285,11 @@ def scopeMatch(assumedScopes: Iterable[str], requiredScopeSets: Iterable[Iterabl
     >>> scopeMatch(["a"], [])
     False
     """
-    granted = _check_scopes(assumedScopes, "assumedScopes")
+    granted = scope_list(assumedScopes, "assumedScopes")
     if isinstance(requiredScopeSets, (str, bytes)) or not isinstance(requiredScopeSets, Iterable):
         raise ConfigError("requiredScopeSets must be a list of lists of scopes")
     for scope_set in requiredScopeSets:
-        needed = _check_scopes(scope_set, "each of requiredScopeSets")
+        needed = scope_list(scope_set, "each of requiredScopeSets")
         if all(scope_satisfied(granted, scope) for scope in needed):
             return True
     return False
@@ -290,7 +303,7 @@ def expand_roles(scopes: Iterable[str], roles: Mapping[str, Iterable[str]]) -> l
     >>> expand_roles(["assume:project:ci"], {"project:*": ["queue:*"], "other": ["x"]})
     ['assume:project:ci', 'queue:*']
     """
-    have = list(_check_scopes(scopes, "scopes"))
+    have = list(scope_list(scopes, "scopes"))
     pending = dict(roles)
     changed = True
     while changed and pending:
@@ -302,7 +315,7 @@ def expand_roles(scopes: Iterable[str], roles: Mapping[str, Iterable[str]]) -> l
             else:
                 ok = scope_satisfied(have, target)
             if ok:
-                for scope in _check_scopes(pending.pop(role_id), f"role {role_id!r}"):
+                for scope in scope_list(pending.pop(role_id), f"role {role_id!r}"):
                     if scope not in have:
                         have.append(scope)
                 changed = True
@@ -332,7 +345,7 @@ def _render(expr: Any, params: Mapping[str, Any]) -> Any:
     if isinstance(expr, str):
         return _render_string(expr, params)
     if isinstance(expr, list):  # the 2015 form: any of these all-of sets
-        return {"AnyOf": [{"AllOf": [_render(s, params) for s in _check_scopes(group, "scope set")]}
+        return {"AnyOf": [{"AllOf": [_render(s, params) for s in scope_list(group, "scope set")]}
                           for group in expr]}
     if not isinstance(expr, dict):
         raise ReferenceFormatError(f"scope expression must be a string, a list or an object, not {expr!r}")
@@ -457,7 +470,7 @@ def missing_scopes(scopes: Iterable[str], expression: Any, params: Mapping[str, 
     >>> missing_scopes(["a"], {"AllOf": ["a", "b", {"AnyOf": ["c", "d"]}]})
     {'AllOf': ['b', {'AnyOf': ['c', 'd']}]}
     """
-    granted = _check_scopes(scopes, "scopes")
+    granted = scope_list(scopes, "scopes")
     return _missing(granted, render_expression(expression, params))
 
 

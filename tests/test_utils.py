@@ -118,6 +118,7 @@ SMALL_UNITS = [("h", "hours", 3600), ("m", "minutes", 60), ("s", "seconds", 1)]
 
 
 @given(st.lists(st.integers(0, 500), min_size=7, max_size=7), st.booleans(), st.booleans())
+@settings(deadline=None)
 def test_from_now_any_combination(amounts, negative, long_names):
     parts, days, seconds = [], 0, 0
     for amount, (short, long_, days_per) in zip(amounts, UNITS):
@@ -263,12 +264,14 @@ def test_scope_match_agrees_with_official_client(scopes, sets):
 
 
 @given(SCOPES, st.lists(st.lists(SCOPE, max_size=3), max_size=3))
+@settings(deadline=None)
 def test_2015_form_equals_expression_form(scopes, sets):
     assert satisfies(scopes, sets) == scopeMatch(scopes, sets)
     assert satisfies(scopes, {"AnyOf": [{"AllOf": s} for s in sets]}) == scopeMatch(scopes, sets)
 
 
 @given(SCOPES, st.lists(SCOPE, max_size=5))
+@settings(deadline=None)
 def test_all_of_and_any_of_of_strings(scopes, required):
     assert satisfies(scopes, {"AllOf": required}) == all(scope_satisfied(scopes, r) for r in required)
     assert satisfies(scopes, {"AnyOf": required}) == any(scope_satisfied(scopes, r) for r in required)
@@ -290,18 +293,21 @@ def reference_satisfies(scopes, expr):
 
 
 @given(SCOPES, expressions())
+@settings(deadline=None)
 def test_satisfies_matches_a_direct_evaluation(scopes, expr):
     assert satisfies(scopes, expr) == reference_satisfies(scopes, expr)
     assert (missing_scopes(scopes, expr) is None) == satisfies(scopes, expr)
 
 
 @given(SCOPES, SCOPES, expressions())
+@settings(deadline=None)
 def test_more_scopes_never_hurt(scopes, more, expr):
     if satisfies(scopes, expr):
         assert satisfies(scopes + more, expr)
 
 
 @given(expressions())
+@settings(deadline=None)
 def test_star_satisfies_all_but_empty_any_of(expr):
     assert satisfies(["*"], expr) == reference_satisfies(["*"], expr)
     if "AnyOf" not in repr(expr):
@@ -309,6 +315,7 @@ def test_star_satisfies_all_but_empty_any_of(expr):
 
 
 @given(SCOPES, expressions())
+@settings(deadline=None)
 def test_missing_part_is_what_is_lacking(scopes, expr):
     missing = missing_scopes(scopes, expr)
     if missing is not None:
