@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import platform
 import random
+import socket
 import statistics
 import sys
 import time
@@ -156,9 +157,15 @@ def make_messages(count: int, seed: int = 6) -> list[BenchMessage]:
 
 
 def connect() -> amqp.Connection:
-    """A py-amqp connection to the bench broker."""
+    """A py-amqp connection to the bench broker.
+
+    py-amqp sets ``TCP_USER_TIMEOUT`` to 1 s by default, and Linux applies it to zero-window
+    probes: when RabbitMQ's credit flow stops reading a fast publisher for over a second (it
+    does on a loaded 2-core machine), the connection dies with ETIMEDOUT.  Turned off here.
+    """
     conn = amqp.Connection(host=BROKER_HOST, userid=BROKER_USER, password=BROKER_PASSWORD,
-                           virtual_host="/", heartbeat=0)
+                           virtual_host="/", heartbeat=0,
+                           socket_settings={socket.TCP_USER_TIMEOUT: 0})
     conn.connect()
     return conn
 

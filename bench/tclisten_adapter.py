@@ -12,6 +12,7 @@ on the bench's own exchange, declared through ``QueueEvents({"exchangePrefix": .
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -130,9 +131,15 @@ def consume(queue: str, count: int, prefetch: int, handle: Callable[[Any], Any],
     """Run a listener on ``queue`` until ``count`` messages were handled; return the probe's
     figures.  The clock stops when ``run()`` returns, i.e. after tclisten's final ack."""
     probe = Probe(count)
+    lock = threading.Lock()
 
     def after(app: Any) -> None:
-        if probe.hit():
+        if concurrency > 1:
+            with lock:  # handlers run on several threads
+                done = probe.hit()
+        else:
+            done = probe.hit()
+        if done:
             app.stop()
 
     app = build(name_of(queue), handle, prefetch=prefetch, concurrency=concurrency, after=after)

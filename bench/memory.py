@@ -1,0 +1,80 @@
+"""Benchmark 5: resident memory across a long run (100,000 messages; fewer in quick mode).
+
+Each candidate consumes the pre-published messages in a fresh process; its handler samples
+the process's RSS (``/proc/self/statm``) after every tenth of the run.  Growth is the RSS at
+the end minus the RSS after the first tenth (start-up, first allocations and the prefetch
+window are behind us by then).  Target for tclisten: growth under 1 MiB.
+
+>>> s = Sampler(10)
+>>> for _ in range(10):
+...     _ = s({"status": {"taskId": "x"}})
+>>> len(s.samples)
+10
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+from bench import common
+from bench.dispatch import handle
+
+CANDIDATES = ("kombu-mixin", "tclisten")
+BASELINE = "kombu-mixin"
+PREFETCH = 1000
+TARGET_GROWTH_MIB = 1.0
+
+
+class Sampler:
+    """The handler: does the trivial work and samples RSS every tenth of ``count`` calls."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.step = max(count // 10, 1)
+        self.calls = 0
+        self.samples: list[tuple[int, int]] = []
+
+    def __call__(self, body: dict) -> str:
+        self.calls += 1
+        if self.calls % self.step == 0 or self.calls == self.count:
+            self.samples.append((self.calls, common.rss_bytes()))
+        return handle(body)
+
+    def result(self, extra: dict[str, Any]) -> dict[str, Any]:
+        first = self.samples[0][1]
+        last = self.samples[-1][1]
+        out = dict(extra)
+        out.update({
+            "rss_first_tenth_mib": first / 2**20,
+            "rss_end_mib": last / 2**20,
+            "growth_mib": (last - first) / 2**20,
+            "samples_mib": [round(rss / 2**20, 2) for _, rss in self.samples],
+            "gc_objects": len(gc.get_objects()),
+        })
+        return out
+
+
+def consume_tclisten(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+    from bench import tclisten_adapter
+
+    sampler = Sampler(count)
+    figures = tclisten_adapter.consume(queue, count, prefetch, sampler, concurrency=1)
+    return sampler.result(figures)
+
+
+def consume_kombu_mixin(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+    import bench.dispatch as dispatch
+
+    sampler = Sampler(count)
+    dispatch.handle = sampler  # this process only: the mixin's callback calls dispatch.handle
+    figures = dispatch.consume_kombu_mixin(queue, count, prefetch)
+    return sampler.result(figures)
+
+
+def consumer_for(candidate: str) -> Any:
+    if candidate == "tclisten":
+        return consume_tclisten
+    if candidate == "kombu-mixin":
+        return consume_kombu_mixin
+    raise ValueError(f"unknown memory candidate {candidate!r}; choose from {CANDIDATES}")
