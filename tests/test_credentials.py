@@ -390,3 +390,12 @@ def test_module_exports_resolve():
         assert getattr(creds_mod, name) is not None
     for name in utils.__all__:
         assert getattr(utils, name) is not None
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from tclisten import credentials as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0

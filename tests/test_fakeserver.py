@@ -696,3 +696,12 @@ def test_scope_params_hook(session):
         url = tc.root_url + "/api/queue/v1/task/T1/artifacts/public%2Fx"
         assert session.get(url).status_code == 403
         assert hawk(session, "GET", url, "tester", "tester-token").status_code == 200
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from tclisten import fakeserver as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0

@@ -447,3 +447,12 @@ def test_expand_roles():
     assert expand_roles(["assume:a"], {}) == ["assume:a"]
     with pytest.raises(ConfigError):
         expand_roles(["assume:a"], {"a": "x"})
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from tclisten import utils as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
