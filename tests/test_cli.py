@@ -156,6 +156,19 @@ def test_bindings_module_and_script_targets(tmp_path, capsys, monkeypatch):
         status, out, err = run_cli(capsys, "bindings", target)
         assert status == 0, err
         assert f"queue/guest/{mod}" in out and "primary.*.gecko-level-3.#" in out, target
+    factory_mod = f"cli_factory_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{factory_mod}.py").write_text(textwrap.dedent("""\
+        from tclisten.app import Listener
+
+        def create_listener(name="from-factory"):
+            app = Listener(name, broker_url="amqp://guest:guest@127.0.0.1:5672//")
+            app.add_handler(print, "QueueEvents.taskPending", name="printer", provisionerId="p")
+            return app
+        """))
+    for target in (factory_mod, f"{factory_mod}.py", f"{factory_mod}:create_listener"):
+        status, out, err = run_cli(capsys, "bindings", target)
+        assert status == 0, err
+        assert "queue/guest/from-factory" in out and "printer" in out, target
     status, _, err = run_cli(capsys, "bindings", f"{mod}:nothing")
     assert status == 2 and "has no attribute 'nothing'" in err
     status, _, err = run_cli(capsys, "bindings", "no_such_module_qq")
