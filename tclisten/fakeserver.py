@@ -252,21 +252,26 @@ class _Authenticator:
 
     def __init__(self, clients: Mapping[str, Mapping[str, Any]], roles: Mapping[str, Iterable[str]], *,
                  clock_skew: float, verify: bool) -> None:
+        self.roles = {k: utils.scope_list(v, f"scopes of role {k!r}") for k, v in roles.items()}
         self.clients: dict[str, tuple[str, list[str]]] = {}
         for client_id, spec in clients.items():
-            token = spec.get("accessToken") if isinstance(spec, Mapping) else None
-            if not isinstance(client_id, str) or not isinstance(token, str):
-                raise ConfigError(f"client {client_id!r} needs an 'accessToken' string")
-            unknown = set(spec) - {"accessToken", "scopes"}
-            if unknown:
-                raise ConfigError(f"client {client_id!r}: unknown keys {sorted(unknown)}")
-            scopes = utils.scope_list(spec.get("scopes", ()), f"scopes of client {client_id!r}")
-            self.clients[client_id] = (token, utils.expand_roles(scopes, roles))
-        self.roles = {k: list(v) for k, v in roles.items()}
+            self.add_client(client_id, spec)
         self.clock_skew = clock_skew
         self.verify = verify
         self._nonces: dict[tuple, float] = {}
         self._nonce_lock = threading.Lock()
+
+    def add_client(self, client_id: str, spec: Mapping[str, Any]) -> None:
+        token = spec.get("accessToken") if isinstance(spec, Mapping) else None
+        if not isinstance(client_id, str) or not client_id or not isinstance(token, str):
+            raise ConfigError(f"client {client_id!r} needs a clientId and an 'accessToken' string")
+        unknown = set(spec) - {"accessToken", "scopes"}
+        if unknown:
+            raise ConfigError(f"client {client_id!r}: unknown keys {sorted(unknown)}")
+        scopes = utils.scope_list(spec.get("scopes", ()), f"scopes of client {client_id!r}")
+        clients = dict(self.clients)  # replaced whole: readers never see a half-built dict
+        clients[client_id] = (token, utils.expand_roles(scopes, self.roles))
+        self.clients = clients
 
     def _issuer(self, client_id: str) -> tuple[str, list[str]]:
         return self.clients[client_id]
@@ -526,6 +531,25 @@ class FakeTaskcluster:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._server is not None
+
+    def __repr__(self) -> str:
+        where = self.root_url if self.running else "stopped"
+        return f"<FakeTaskcluster {where}, clients {sorted(self._auth.clients)}>"
+
+    def add_client(self, client_id: str, access_token: str, scopes: Iterable[str] = ()) -> None:
+        """Know one more client (or replace one), also while serving.
+
+        >>> tc = FakeTaskcluster()
+        >>> tc.add_client("late", "token", ["queue:*"])
+        >>> tc
+        <FakeTaskcluster stopped, clients ['late']>
+        """
+        self._auth.add_client(client_id, {"accessToken": access_token, "scopes": list(scopes)})
 
     @property
     def port(self) -> int:

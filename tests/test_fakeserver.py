@@ -528,7 +528,7 @@ def test_hang_until_released(tc, session):
     assert session.get(tc.root_url + "/api/queue/v1/ping", timeout=10).status_code == 200
 
 
-def test_stop_releases_hung_requests_and_closes_connections():
+def test_stop_releases_hung_requests_and_closes_connections(capfd):
     tc = FakeTaskcluster().start()
     tc.respond("queue", "task", {})
     with requests.Session() as s:
@@ -554,6 +554,8 @@ def test_stop_releases_hung_requests_and_closes_connections():
         with pytest.raises(requests.exceptions.ConnectionError):
             s.get(url + "/api/queue/v1/ping", timeout=5)
     tc.stop()  # idempotent
+    assert not tc.running
+    assert capfd.readouterr().err == ""
 
 
 # --------------------------------------------------------------------------- recording, threads, quiet
@@ -705,3 +707,16 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_add_client_while_serving(tc, session):
+    url = tc.root_url + "/api/queue/v1/task/T1"
+    assert hawk(session, "GET", url, "late", "late-token").status_code == 401
+    tc.add_client("late", "late-token", ["queue:get-task:*"])
+    assert hawk(session, "GET", url, "late", "late-token").status_code == 200
+    with pytest.raises(ConfigError):
+        tc.add_client("", "x")
+
+
+def test_repr_shows_no_tokens(tc):
+    assert "tester-token" not in repr(tc) and "tester" in repr(tc) and tc.root_url in repr(tc)
