@@ -443,3 +443,39 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())
+
+
+# -- a listener in a thread ---------------------------------------------------------------------
+
+class Running:
+    """``with Running(app):`` runs ``app`` in a thread for the block, then stops it and waits;
+    an error of ``run()`` is raised at the end of the block."""
+
+    def __init__(self, app: Any, join_timeout: float = 30) -> None:
+        self.app = app
+        self.join_timeout = join_timeout
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._target, name="listener", daemon=True)
+
+    def _target(self) -> None:
+        try:
+            self.app.run()
+        except BaseException as exc:  # raised in the test's thread on exit
+            self.errors.append(exc)
+
+    def __enter__(self) -> "Running":
+        self.thread.start()
+        return self
+
+    def check(self) -> None:
+        """Raise now if the listener already failed."""
+        if self.errors:
+            raise self.errors[0]
+
+    def __exit__(self, *exc: Any) -> None:
+        self.app.stop()
+        self.thread.join(self.join_timeout)
+        if exc[0] is None:
+            self.check()
+            if self.thread.is_alive():
+                raise AssertionError("listener did not stop")

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from faultkit import (FaultProxy, delete_entities, publish_tasks, queue_counts, rabbitmqctl, tally,
+from faultkit import (FaultProxy, Running, delete_entities, publish_tasks, queue_counts, rabbitmqctl, tally,
                       wait_for_broker, wait_until)
 from listener_kit import Broker, run_listener, task_key, task_status
 from tclisten.app import Listener
@@ -203,3 +203,118 @@ def test_connection_cuts_mid_stream_lose_nothing(broker, proxy):
     assert result.duplicates_not_redelivered == 0
     assert app.stats.reconnects == len(faults) and proxy.refused >= 1
     assert broker.count(app.queue_name) == 0  # everything was acked before the listener stopped
+
+
+# -- 7. REST faults inside handlers ---------------------------------------------------------------
+
+def test_rest_5xx_bursts_are_retried_by_the_client_then_by_the_listener_then_parked(broker):
+    from tclisten.fakeserver import FakeTaskcluster
+
+    token = uuid.uuid4().hex  # made at run time, never a committed secret
+    with FakeTaskcluster(clients={"reactor": {"accessToken": token, "scopes": ["*"]}}) as tc:
+        app = make_listener(broker, concurrency=1, prefetch=4,
+                            retry={"max_attempts": 2, "delay": 0.05, "backoff": 1.0},
+                            taskcluster={"rootUrl": tc.root_url, "maxRetries": 2,
+                                         "credentials": {"clientId": "reactor", "accessToken": token}})
+        tc.respond("queue", "task", lambda call: {"metadata": {"name": f"task {call.args['taskId']}"}})
+        done = []  # (taskId, attempt)
+
+        @app.on(events(broker).taskFailed)
+        def look_up(message, ctx):
+            task_id = message.routing.taskId
+            assert ctx.queue.task(task_id)["metadata"]["name"] == f"task {task_id}"
+            done.append((task_id, message.attempt))
+
+        def send(task: str) -> None:
+            broker.publish("task-failed", task_key(task, GROUP), task_status(task, GROUP, "failed"))
+
+        app.declare()
+        parked_queue = f"{app.queue_name}/parked"
+        first, second, third = slug(), slug(), slug()
+        with Running(app) as running:
+            # a burst of 2 answers 503: the client's own retries (maxRetries=2) get through
+            tc.fail_next(2, status=503)
+            send(first)
+            wait_until(lambda: running.check() or done, 20, "the first message")
+            assert done == [(first, 1)] and [c.status for c in tc.calls] == [503, 503, 200]
+            # 6 failures = 3 calls in each of the listener's 2 attempts: the message is parked
+            tc.fail_next(6, status=500)
+            send(second)
+            wait_until(lambda: running.check() or broker.count(parked_queue) == 1, 20, "the parked message")
+            assert [c.status for c in tc.calls[3:]] == [500] * 6
+            # 3 failures: the first attempt fails, the listener's retry succeeds
+            tc.fail_next(3, status=502)
+            send(third)
+            wait_until(lambda: running.check() or len(done) == 2, 20, "the retried message")
+            assert [c.status for c in tc.calls[9:]] == [502] * 3 + [200]
+        assert done == [(first, 1), (third, 2)]
+        assert app.stats.retried == 2 and app.stats.parked == 1
+        parked = app.parked()
+        assert [p.routing_key for p in parked] == [task_key(second, GROUP)] and parked[0].attempts == 2
+        assert "500" in parked[0].reason and "3 attempts" in parked[0].reason
+        assert token not in parked[0].reason
+        assert broker.count(app.queue_name) == 0
+    print(f"\nFAULTS rest 5xx: messages=3 handled=2 parked=1 lost=0 duplicates=0 "
+          f"calls={len(tc.calls)} listener_retries={app.stats.retried}")
+
+
+# -- 2b. the broker restarts (last: it drops every connection on the broker) ---------------------
+
+def test_broker_restart_mid_stream_loses_nothing(broker_url):
+    """``rabbitmqctl stop_app`` while 2,000 persistent messages are being consumed from a
+    durable queue, then ``start_app``: the listener backs off, reconnects, re-declares its
+    queue and bindings, and every message is handled."""
+    total = 2000
+    prefetch = 50
+    b = Broker(broker_url)
+    app = make_listener(b, prefetch=prefetch, concurrency=4)
+    handled = []
+    gate = threading.Event()
+    stop_at = 600
+
+    @app.on(events(b).taskCompleted)
+    def record(message, ctx):
+        if len(handled) >= stop_at and not gate.is_set():
+            gate.wait(60)  # mid-stream: hold the handlers while the broker goes down
+        time.sleep(0.001)
+        handled.append((message.routing.taskId, message.redelivered))
+
+    app.declare()
+    tasks = [slug() for _ in range(total)]
+    publish_tasks(b.url, b.exchange("task-completed"), tasks, GROUP, task_key, task_status)
+    wait_until(lambda: b.count(app.queue_name) == total, 30, "the messages to be queued")
+    b.conn.release()  # the restart kills it; cleanup uses fresh connections
+    queues, exchanges = set(b.queues), set(b.exchanges)
+    timings = {}
+    started = time.monotonic()
+    try:
+        with Running(app, join_timeout=60) as running:
+            wait_until(lambda: running.check() or len(handled) >= stop_at, 30, "the stream to start")
+            t0 = time.monotonic()
+            try:
+                rabbitmqctl("stop_app")
+                timings["stop_app"] = time.monotonic() - t0
+                gate.set()
+            finally:
+                gate.set()
+                t1 = time.monotonic()
+                rabbitmqctl("start_app")
+                timings["start_app"] = time.monotonic() - t1
+            wait_for_broker(broker_url)
+            timings["down"] = time.monotonic() - t0
+            wait_until(lambda: running.check() or len({t for t, _ in handled}) == total, 60,
+                       "every message after the restart", interval=0.1)
+            timings["resumed_after"] = time.monotonic() - t0
+        elapsed = time.monotonic() - started
+        result = tally(tasks, handled)
+        report("broker restart", result, reconnects=app.stats.reconnects, seconds=f"{elapsed:.1f}",
+               **{k: f"{v:.1f}s" for k, v in timings.items()})
+        assert result.lost == 0
+        assert result.duplicates <= prefetch
+        assert result.duplicates_not_redelivered == 0
+        assert app.stats.reconnects == 1
+        assert queue_counts(broker_url, app.queue_name) == (0, 0)
+    finally:
+        gate.set()
+        wait_for_broker(broker_url)
+        delete_entities(broker_url, queues, exchanges)
