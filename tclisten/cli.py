@@ -300,7 +300,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     try:
         try:
             conn.ensure_connection(max_retries=2)
-        except conn.connection_errors as exc:
+        except Exception as exc:  # refused, unreachable, bad login: one BrokerError (no password)
             raise BrokerError(f"cannot connect to {conn.as_uri()}: {exc}") from exc
         for name in exchanges:  # Pulse exchanges belong to their publishers: check, never declare
             try:

@@ -283,6 +283,19 @@ def test_record_missing_exchange_fails(capsys, broker_url):
     assert status == 1 and "does not exist" in err and "guest:guest" not in err
     status, _, err = run_cli(capsys, "record", "--exchange", "QueueEvents.taskFailled", "--broker-url", broker_url)
     assert status == 2 and "did you mean 'taskFailed'" in err
+    wrong = broker_url.replace("guest:guest@", "guest:hunter2@")
+    status, _, err = run_cli(capsys, "record", "--exchange", name, "--count", "1", "--broker-url", wrong)
+    assert status == 1 and "ACCESS_REFUSED" in err and "hunter2" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_docstring_examples():
+    import doctest
+
+    import tclisten.cli as cli
+
+    result = doctest.testmod(cli)
+    assert result.failed == 0 and result.attempted > 0
 
 
 # --------------------------------------------------------------------------- references

@@ -306,3 +306,12 @@ def test_build_listener_names_the_line(tmp_path):
     with pytest.raises(ConfigError) as info:
         build_listener(load_config(path, environ={"TC_TOKEN": "t"}))
     assert str(info.value).startswith(f"{path}:24: bindings[0]: ")
+
+
+def test_docstring_examples():
+    import doctest
+
+    import tclisten.config as config
+
+    result = doctest.testmod(config)
+    assert result.failed == 0 and result.attempted > 0

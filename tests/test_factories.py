@@ -178,3 +178,21 @@ def test_example_messages_are_regenerated_exactly(tmp_path):
     assert {p.name for p in written} == {p.name for p in EXAMPLES.glob("*.json*")}
     for path in written:
         assert (EXAMPLES / path.name).read_text() == path.read_text(), path.name
+
+
+def test_topic_objects_are_accepted():
+    exchanges = pytest.importorskip("tclisten.exchanges")
+    message = message_for(exchanges.QueueEvents.taskFailed, runId=2)
+    assert message.exchange == exchanges.QueueEvents.taskFailed.exchange
+    fields = exchanges.QueueEvents.taskFailed.parse(message.routing_key)
+    assert fields["runId"] == "2" and fields["taskId"] == message.body["status"]["taskId"]
+    assert factory_for(exchanges.QueueEvents.taskGroupResolved)().body["version"] == 1
+
+
+def test_docstring_examples():
+    import doctest
+
+    import tclisten.factories as factories
+
+    result = doctest.testmod(factories)
+    assert result.failed == 0 and result.attempted > 0
