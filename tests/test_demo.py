@@ -79,3 +79,10 @@ def test_examples_are_found_installed_or_in_a_checkout(tmp_path, monkeypatch):
     shutil.copy(ROOT / "examples" / "reactor.py", installed / "examples" / "reactor.py")
     monkeypatch.setattr(demo, "__file__", str(installed / "demo.py"))
     assert demo.examples_dir() == installed / "examples"
+
+
+def test_doctests():
+    import doctest
+
+    result = doctest.testmod(demo)
+    assert result.failed == 0 and result.attempted >= 1

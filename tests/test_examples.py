@@ -322,3 +322,11 @@ def test_yaml_listener_with_the_tclisten_command_on_rabbitmq(vhost_url):
         assert email.client_id == tc.client_id and email.auth == "hawk" and email.status == 200
         assert f"told dev@example.com that {FAILED} failed" in stderr
         assert tc.credentials["accessToken"] not in stderr
+
+
+def test_example_doctests():
+    import doctest
+
+    for name in ("reactor", "group_watcher"):
+        result = doctest.testmod(load(name))
+        assert result.failed == 0 and result.attempted >= 1

@@ -15,7 +15,9 @@ from tclisten.exchanges import QueueEvents
 from tclisten.testing import (FactoryMessage, FakeTaskclusterService, ListenerTestKit, message_for,
                               read_records)
 
-pytest_plugins = ["tclisten.pytest_plugin"]
+# the fixtures, as the installed ``pytest11`` entry point provides them (imported rather than
+# listed in pytest_plugins, which would clash with the entry point once installed)
+from tclisten.pytest_plugin import fake_taskcluster, tclisten_kit  # noqa: E402,F401
 
 MESSAGES = Path(__file__).resolve().parent.parent / "examples" / "messages"
 GROUP = "fWxWbBvDQS2Q4XXc9U-Hnw"
@@ -195,3 +197,50 @@ def test_fixtures(tclisten_kit, fake_taskcluster):
     call, = fake_taskcluster.calls_to("queue", "rerunTask")
     assert call.args == {"taskId": sent.body["status"]["taskId"]} and call.status == 200
     assert fake_taskcluster.options["rootUrl"] == fake_taskcluster.root_url
+
+
+def test_doctests():
+    import doctest
+
+    from tclisten import pytest_plugin, testing
+
+    for module in (testing, pytest_plugin):
+        result = doctest.testmod(module)
+        assert result.failed == 0
+    assert doctest.testmod(testing).attempted >= 3
+
+
+USER_TEST = '''
+from tclisten import Listener, QueueEvents
+
+app = Listener("users-reactor")
+
+
+@app.on(QueueEvents.taskException)
+def rerun(message, ctx):
+    ctx.queue.rerunTask(message.routing.taskId)
+
+
+def test_rerun(tclisten_kit, fake_taskcluster):
+    fake_taskcluster.respond("queue", "rerunTask", {"status": {"state": "pending"}})
+    kit = tclisten_kit(app)
+    sent = kit.publish(QueueEvents.taskException, reasonResolved="internal-error")
+    kit.run_until_idle()
+    assert [c.args["taskId"] for c in fake_taskcluster.calls] == [sent.body["status"]["taskId"]]
+'''
+
+
+def test_the_plugin_as_pytest_loads_it(tmp_path):
+    """What a user's suite sees once the ``pytest11`` entry point is installed (-p here)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "test_users.py").write_text(USER_TEST)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+                           "tclisten.pytest_plugin", "test_users.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
