@@ -603,3 +603,12 @@ def test_every_function_reaches_its_route_on_the_fake_deployment(name):
                 pass  # nothing told the fake what to answer: 404 (or a scope refusal)
             call = tc.calls[-1]
             assert (call.function, call.args) == (fn.name, dict(zip(fn.args, values))), fn.name
+
+
+@pytest.mark.parametrize("module_name", ["tclisten.client", "tclisten.calls", "tclisten.hawk"])
+def test_docstring_examples_run(module_name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module_name))
+    assert result.failed == 0 and result.attempted > 0
