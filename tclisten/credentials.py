@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Union
@@ -52,6 +53,7 @@ MAX_TEMPORARY_DURATION = datetime.timedelta(days=31)
 _MAX_DURATION_MS = int(MAX_TEMPORARY_DURATION.total_seconds() * 1000)
 
 Time = Union[datetime.datetime, str, int, float]
+_VALID_SCOPE = re.compile(r"[\x20-\x7e]*\Z")
 
 
 def _text(value: Any, what: str, *, allow_empty: bool = False) -> str:
@@ -203,11 +205,13 @@ def verify_certificate(certificate: Any, client_id: str,
         raise fail("ext.certificate.seed must be a string of 44 characters")
     start, expiry = certificate.get("start"), certificate.get("expiry")
     for key, value in (("start", start), ("expiry", expiry)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise fail(f"ext.certificate.{key} must be an integer (epoch milliseconds)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail(f"ext.certificate.{key} must be a number (epoch milliseconds)")
     if not isinstance(certificate.get("signature"), str):
         raise fail("ext.certificate.signature must be a string")
     scopes = _scope_list(certificate.get("scopes"), "ext.certificate.scopes")
+    if not all(_VALID_SCOPE.match(scope) for scope in scopes):
+        raise fail("ext.certificate.scopes must be printable ASCII strings")
     issuer = client_id
     if "issuer" in certificate:
         issuer = certificate["issuer"]
@@ -215,6 +219,8 @@ def verify_certificate(certificate: Any, client_id: str,
             raise fail("ext.certificate.issuer must be a non-empty string")
         if issuer == client_id:
             raise fail("ext.certificate.issuer must differ from the clientId of named credentials")
+    elif "clientId" in certificate:
+        raise fail("ext.certificate.clientId may only be used with ext.certificate.issuer")
     if expiry - start > _MAX_DURATION_MS:
         raise fail("ext.certificate cannot be valid for more than 31 days")
     now_ms = (time.time() if now is None else now) * 1000

@@ -251,8 +251,9 @@ class _Authenticator:
     """Checks Hawk headers and bewits against known clients, as Taskcluster's auth does."""
 
     def __init__(self, clients: Mapping[str, Mapping[str, Any]], roles: Mapping[str, Iterable[str]], *,
-                 clock_skew: float, verify: bool) -> None:
+                 anonymous: Iterable[str], clock_skew: float, verify: bool) -> None:
         self.roles = {k: utils.scope_list(v, f"scopes of role {k!r}") for k, v in roles.items()}
+        self.anonymous = utils.scope_list(anonymous, "anonymous_scopes")
         self.clients: dict[str, tuple[str, list[str]]] = {}
         for client_id, spec in clients.items():
             self.add_client(client_id, spec)
@@ -273,6 +274,12 @@ class _Authenticator:
         clients[client_id] = (token, utils.expand_roles(scopes, self.roles))
         self.clients = clients
 
+    def effective(self, scopes: Iterable[str]) -> list[str]:
+        """Like Taskcluster, every caller also holds the anonymous scopes; roles expanded."""
+        merged = list(scopes)
+        merged += [s for s in self.anonymous if s not in merged]
+        return utils.expand_roles(merged, self.roles)
+
     def _issuer(self, client_id: str) -> tuple[str, list[str]]:
         return self.clients[client_id]
 
@@ -281,8 +288,7 @@ class _Authenticator:
         try:
             data = parse_ext(ext)
             if "certificate" in data:
-                key, scopes = verify_certificate(data["certificate"], client_id, self._issuer,
-                                                 clock_skew=self.clock_skew)
+                key, scopes = verify_certificate(data["certificate"], client_id, self._issuer)
             elif client_id in self.clients:
                 key, scopes = self.clients[client_id]
             else:
@@ -291,13 +297,14 @@ class _Authenticator:
                 wanted = data["authorizedScopes"]
                 if not isinstance(wanted, list) or not all(isinstance(s, str) for s in wanted):
                     raise _AuthError("ext.authorizedScopes must be a list of strings")
-                lacking = [s for s in wanted if not utils.scope_satisfied(scopes, s)]
+                held = self.effective(scopes)
+                lacking = [s for s in wanted if not utils.scope_satisfied(held, s)]
                 if lacking:
                     raise _AuthError(f"ext.authorizedScopes oversteps your scopes: {lacking}")
                 scopes = wanted
         except CredentialsError as exc:
             raise _AuthError(str(exc)) from None
-        return {"id": client_id, "key": key, "algorithm": "sha256"}, utils.expand_roles(scopes, self.roles)
+        return {"id": client_id, "key": key, "algorithm": "sha256"}, self.effective(scopes)
 
     def _seen_nonce(self, client_id: str, nonce: str, ts: str) -> bool:
         now = time.time()
@@ -448,7 +455,9 @@ class FakeTaskcluster:
     roleId to scopes (granted through ``assume:<roleId>``).  Requests without credentials
     get ``anonymous_scopes``.  ``enforce_scopes`` defaults to on when clients are given;
     ``verify_hawk=False`` trusts any Authorization header (recording its id).
-    ``clock_skew`` (seconds) is allowed on Hawk timestamps and certificate dates.
+    ``clock_skew`` (seconds, 15 minutes as Taskcluster) is allowed on Hawk timestamps;
+    certificates get Taskcluster's 5 minutes.  Like Taskcluster, every caller also holds
+    ``anonymous_scopes`` (and the roles they assume).
     ``scope_params`` maps ``"service.function"`` to ``fn(call) -> dict`` adding the
     parameters a real service would compute for its scope expression.
 
@@ -462,15 +471,15 @@ class FakeTaskcluster:
                  anonymous_scopes: Iterable[str] = ("assume:anonymous",),
                  enforce_scopes: bool | None = None,
                  verify_hawk: bool = True,
-                 clock_skew: float = 300.0,
+                 clock_skew: float = 900.0,
                  references: Mapping[str, Any] | Iterable[Any] | None = None,
                  scope_params: Mapping[str, Callable[[Call], Mapping[str, Any]]] | None = None,
                  port: int = 0) -> None:
         refs = bundled() if references is None else references
         self._references = list(refs.values() if isinstance(refs, Mapping) else refs)
         self._routes = _Routes(self._references)
-        self._auth = _Authenticator(clients or {}, roles or {}, clock_skew=clock_skew, verify=verify_hawk)
-        self._anonymous = utils.scope_list(anonymous_scopes, "anonymous_scopes")
+        self._auth = _Authenticator(clients or {}, roles or {}, anonymous=anonymous_scopes,
+                                    clock_skew=clock_skew, verify=verify_hawk)
         self.enforce_scopes = bool(clients) if enforce_scopes is None else bool(enforce_scopes)
         self._scope_params = dict(scope_params or {})
         self._port = port
@@ -726,7 +735,7 @@ class FakeTaskcluster:
         except _AuthError as exc:
             return Response(401, error_body("AuthenticationFailed", str(exc), **info))
         if identity is None:
-            call.scopes = utils.expand_roles(self._anonymous, self._auth.roles)
+            call.scopes = self._auth.effective(())
         else:
             call.client_id, call.scopes, call.auth = identity
         if self.enforce_scopes:
