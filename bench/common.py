@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 import traceback
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from importlib import metadata
@@ -34,13 +35,17 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER_URL = os.environ.get("TCLISTEN_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-BROKER_HOST = os.environ.get("TCLISTEN_BENCH_BROKER_HOST", "127.0.0.1:5672")
-BROKER_USER = "guest"
-BROKER_PASSWORD = "guest"
+_broker = urllib.parse.urlsplit(BROKER_URL)
+BROKER_HOST = f"{_broker.hostname or '127.0.0.1'}:{_broker.port or 5672}"
+BROKER_USER = urllib.parse.unquote(_broker.username or "guest")
+BROKER_PASSWORD = urllib.parse.unquote(_broker.password or "guest")
+BROKER_VHOST = urllib.parse.unquote(_broker.path[1:]) if len(_broker.path) > 1 else "/"
 
-#: The bench declares (and deletes) its own exchanges under this prefix, shaped like the
-#: queue's ``exchange/taskcluster-queue/v1/`` so that Pulse naming rules would accept it.
-EXCHANGE_PREFIX = "exchange/tclisten-bench/v1/"
+#: The bench declares (and deletes) its own exchange, shaped like the queue's
+#: ``exchange/taskcluster-queue/v1/``.  Unique per run (children inherit it through the
+#: environment), so two runs at once, or a run and the quick test, never share one.
+EXCHANGE_PREFIX = os.environ.setdefault("TCLISTEN_BENCH_EXCHANGE_PREFIX",
+                                        f"exchange/tclisten-bench-{uuid.uuid4().hex[:8]}/v1/")
 EXCHANGE = EXCHANGE_PREFIX + "task-completed"
 
 #: The three dispatch bindings.  Each generated message matches exactly one of them, so the
@@ -164,7 +169,7 @@ def connect() -> amqp.Connection:
     does on a loaded 2-core machine), the connection dies with ETIMEDOUT.  Turned off here.
     """
     conn = amqp.Connection(host=BROKER_HOST, userid=BROKER_USER, password=BROKER_PASSWORD,
-                           virtual_host="/", heartbeat=0,
+                           virtual_host=BROKER_VHOST, heartbeat=0,
                            socket_settings={socket.TCP_USER_TIMEOUT: 0})
     conn.connect()
     return conn
@@ -276,6 +281,24 @@ def broker_cpu_seconds() -> float | None:
             fields = stat.rsplit(")", 1)[1].split()
             return (int(fields[11]) + int(fields[12])) / tick
     return None
+
+
+def retrying(func: Callable[..., Any], *args: Any, attempts: int = 3, wait: float = 5.0, **kwargs: Any) -> Any:
+    """``func(*args, **kwargs)``, tried again after ``wait`` seconds if it raises.
+
+    The broker on a shared machine is restarted now and then by other people's fault tests
+    (``rabbitmqctl stop_app``); one lost connection should cost a retry, not the run.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            if attempt == attempts:
+                raise
+            logger.warning("%s failed (%s: %s); again in %.0f s", getattr(func, "__name__", func),
+                           exc.__class__.__name__, str(exc).strip().splitlines()[-1:] or "", wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------------------------

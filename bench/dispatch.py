@@ -163,25 +163,31 @@ def queue_name_for(candidate: str) -> str:
     return common.unique(f"bench-{candidate}")
 
 
-def prepare(candidates: tuple[str, ...]) -> dict[str, str]:
-    """Declare one queue per candidate (same bindings, empty) and return their names."""
-    queues = {}
-    conn = common.connect()
-    try:
-        channel = conn.channel()
-        for candidate in candidates:
-            name = queue_name_for(candidate)
-            if is_tclisten(candidate):
-                from bench import tclisten_adapter
+def prepare(candidates: tuple[str, ...], queues: dict[str, str] | None = None) -> dict[str, str]:
+    """Declare one queue per candidate (same bindings, empty) and return their names.
 
-                tclisten_adapter.declare(name)
-            else:
-                common.declare_queue(channel, name, common.BINDING_KEYS)
-            channel.queue_purge(name)
-            queues[candidate] = name
-    finally:
-        conn.close()
+    Names go into ``queues`` as they are declared, so that ``cleanup(queues)`` in a
+    ``finally`` also deletes what was declared before a failure.
+    """
+    queues = {} if queues is None else queues
+    for candidate in candidates:
+        queues[candidate] = name = queues.get(candidate) or queue_name_for(candidate)
+        common.retrying(_declare, candidate, name)
     return queues
+
+
+def _declare(candidate: str, name: str) -> None:
+    if is_tclisten(candidate):
+        from bench import tclisten_adapter
+
+        tclisten_adapter.declare(name)
+    else:
+        conn = common.connect()
+        try:
+            common.declare_queue(conn.channel(), name, common.BINDING_KEYS)
+        finally:
+            conn.close()
+    common.purge(name)
 
 
 def run_one(candidate: str, queue: str, messages: list[common.BenchMessage],
@@ -190,8 +196,8 @@ def run_one(candidate: str, queue: str, messages: list[common.BenchMessage],
     """Pre-publish ``messages`` into ``queue``, consume them with ``candidate`` (or with
     ``consumer(queue, count, prefetch)``) in a fresh process, check the queue was left empty,
     and return the candidate's figures."""
-    common.purge(queue)
-    common.publish(messages, queue)
+    common.retrying(common.purge, queue)
+    common.publish(messages, queue)  # not retried alone: a retry of run_one purges first
     broker0 = common.broker_cpu_seconds()
     result = common.in_subprocess(consumer or consumer_for(candidate), queue, len(messages), prefetch,
                                   timeout=timeout)
@@ -213,8 +219,8 @@ def cleanup(queues: dict[str, str]) -> None:
             if is_tclisten(candidate):
                 from bench import tclisten_adapter
 
-                tclisten_adapter.delete(name)
+                common.retrying(tclisten_adapter.delete, name)
             else:
-                common.delete_queue(name)
+                common.retrying(common.delete_queue, name)
         except Exception:  # best effort: report, carry on deleting the others
             logger.exception("could not delete %s", name)

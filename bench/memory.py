@@ -2,8 +2,9 @@
 
 Each candidate consumes the pre-published messages in a fresh process; its handler samples
 the process's RSS (``/proc/self/statm``) after every tenth of the run.  Growth is the RSS at
-the end minus the RSS after the first tenth (start-up, first allocations and the prefetch
-window are behind us by then).  Target for tclisten: growth under 1 MiB.
+the end minus the RSS at the first sample past both the first tenth and twice the prefetch
+window (start-up, first allocations and a full window of prefetched messages are behind us
+by then).  Target for tclisten: growth under 1 MiB.
 
 >>> s = Sampler(10)
 >>> for _ in range(10):
@@ -29,8 +30,9 @@ TARGET_GROWTH_MIB = 1.0
 class Sampler:
     """The handler: does the trivial work and samples RSS every tenth of ``count`` calls."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, warm: int = 2 * PREFETCH) -> None:
         self.count = count
+        self.warm = warm
         self.step = max(count // 10, 1)
         self.calls = 0
         self.samples: list[tuple[int, int]] = []
@@ -42,11 +44,13 @@ class Sampler:
         return handle(body)
 
     def result(self, extra: dict[str, Any]) -> dict[str, Any]:
-        first = self.samples[0][1]
+        warm = [(calls, rss) for calls, rss in self.samples if calls >= self.warm] or self.samples[-1:]
+        reference_at, first = warm[0]
         last = self.samples[-1][1]
         out = dict(extra)
         out.update({
-            "rss_first_tenth_mib": first / 2**20,
+            "reference_after": reference_at,
+            "rss_reference_mib": first / 2**20,
             "rss_end_mib": last / 2**20,
             "growth_mib": (last - first) / 2**20,
             "samples_mib": [round(rss / 2**20, 2) for _, rss in self.samples],
