@@ -23,7 +23,6 @@ per host; more threads open extra connections that are not kept).
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
@@ -32,16 +31,15 @@ import threading
 import time
 import urllib.parse
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
-
-import requests
-import requests.utils
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from . import references
 from .calls import PING, CallSpec, encode_query
 from .exceptions import (CallError, ConfigError, CredentialsError, ReferenceFormatError,
                          TaskclusterAuthFailure, TaskclusterConnectionError, TaskclusterRestFailure)
-from .hawk import HawkAuth, make_ext, sign_url
+
+if TYPE_CHECKING:  # requests, and hawk which needs it, load with the first client (start-up)
+    import requests
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +52,6 @@ _OPTIONS = ("rootUrl", "baseUrl", "credentials", "authorizedScopes", "maxRetries
             "signedUrlExpiration", "timeout")
 _CREDENTIAL_KEYS = ("clientId", "accessToken", "certificate")
 _LEGACY_ROOT_URL = "https://taskcluster.net"
-_RETRYABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 _sleep = time.sleep  # module-level so a test can record the backoff without waiting
 
 
@@ -70,6 +67,8 @@ def retry_delay(retry: int) -> float:
 
 
 def _suggest(name: str, known: tuple[str, ...]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, known, n=1)
     return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
 
@@ -198,11 +197,16 @@ class BaseClient:
             raise ConfigError("option 'authorizedScopes' must be a list of str", option="authorizedScopes")
         self.authorized_scopes = tuple(scopes) if scopes is not None else None
         self.client_id = client_id or None
+        from .hawk import HawkAuth, make_ext
+
         self._auth = (HawkAuth(client_id, token, make_ext(dict(cert) if cert else None, scopes))
                       if client_id else None)
 
     def _make_session(self) -> requests.Session:
         """One keep-alive session for the client's life; the environment is read here, once."""
+        import requests
+        import requests.utils
+
         session = requests.Session()
         # trust_env makes requests scan the environment on every request (~30 % of a call's
         # CPU): read proxies and CA bundle once, here, and hand them over explicitly.
@@ -248,6 +252,7 @@ class BaseClient:
 
     def _request(self, method: str, url: str, payload: Any = None) -> Any:
         """Send with retries; the decoded JSON answer, or None for 204."""
+        import requests  # loaded by the constructor already: a dict lookup
         body = None
         headers = None
         if payload is not None:
@@ -277,7 +282,8 @@ class BaseClient:
             try:
                 prepared.prepare(method=method, url=url, headers=headers, data=body, auth=auth)
                 reply = session.send(prepared, **send_options)
-            except _RETRYABLE as exc:
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
                 cause = exc
                 continue
             except requests.RequestException as exc:
@@ -345,6 +351,8 @@ class BaseClient:
                             method=methodName)
         url = self.buildUrl(methodName, *args, **kwargs)
         auth = self._auth
+        from .hawk import sign_url
+
         return sign_url(url, auth.client_id, auth._credentials["key"], expiration, auth.ext)
 
     # ------------------------------------------------------------------ pagination
