@@ -113,6 +113,9 @@ class BaseClient:
     _calls: Mapping[str, CallSpec] = MappingProxyType({})
 
     def __init__(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        if not hasattr(type(self), "reference"):
+            raise ConfigError("BaseClient serves no service: use a service class (Queue, ...) "
+                              "or client_class(reference)")
         merged: dict[str, Any] = {}
         for source in (options or {}), kwargs:
             if not isinstance(source, Mapping):
@@ -193,7 +196,8 @@ class BaseClient:
             raise CredentialsError(f"{origin}: certificate must be a dict or a JSON object",
                                    field="certificate")
         scopes = opts.get("authorizedScopes")
-        if scopes is not None and (isinstance(scopes, str) or not all(isinstance(s, str) for s in scopes)):
+        if scopes is not None and (not isinstance(scopes, (list, tuple))
+                                   or not all(isinstance(s, str) for s in scopes)):
             raise ConfigError("option 'authorizedScopes' must be a list of str", option="authorizedScopes")
         self.authorized_scopes = tuple(scopes) if scopes is not None else None
         self.client_id = client_id or None
@@ -394,6 +398,8 @@ class BaseClient:
         def generate() -> Iterator[Any]:
             key = items
             for page in pages:
+                if not isinstance(page, dict):
+                    raise CallError(f"{methodName}: a page is not a JSON object", method=methodName)
                 if key is None:
                     lists = [k for k, v in page.items() if isinstance(v, list)]
                     if len(lists) != 1:

@@ -10,6 +10,7 @@ import pickle
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -133,6 +134,25 @@ def test_unknown_names_fail_clearly():
         client_module.Nope  # noqa: B018
     with pytest.raises(ConfigError):
         client_class(42)
+
+
+def test_base_client_alone_serves_nothing():
+    with pytest.raises(ConfigError, match="client_class"):
+        BaseClient({"rootUrl": ROOT})
+
+
+def test_building_every_class_loads_no_http_stack():
+    """Start-up: classes need only the references; requests and mohawk load with the
+    first client instance."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom tclisten.client import bundled_services, client_class\n"
+            "classes = [client_class(n) for n in bundled_services()]\n"
+            "print(sorted(m for m in ('requests', 'mohawk', 'kombu') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(Path(__file__).resolve().parent.parent))
+    assert out.stdout.strip() == "[]"
 
 
 def test_client_class_from_any_reference_adds_ping_when_missing():
@@ -280,6 +300,7 @@ def test_options_validated_with_suggestions_and_never_mutated():
         Queue({"rootUrl": ROOT, "credentials": {"clientId": "c", "acessToken": "t"}})
     for bad in ({"maxRetries": -1}, {"maxRetries": True}, {"maxRetries": 1.5}, {"timeout": 0},
                 {"timeout": "30"}, {"signedUrlExpiration": 0}, {"authorizedScopes": "a"},
+                {"authorizedScopes": 5}, {"authorizedScopes": [1]},
                 {"credentials": "c:t"}):
         with pytest.raises(ConfigError):
             Queue({"rootUrl": ROOT, **bad})
