@@ -60,7 +60,8 @@ class Call:
     """One request the fake server received (also those it refused).
 
     ``service`` and ``function`` are None when the path matched no function; ``scopes``
-    are the effective scopes of the caller (after ``authorizedScopes`` and roles);
+    are the caller's scopes (after ``authorizedScopes``, roles expanded; the anonymous
+    scopes every caller also holds are not listed, except for anonymous callers);
     ``status`` is the status answered (None while unanswered, or when dropped).
 
     >>> Call("GET", "/api/queue/v1/ping", service="queue", function="ping")
@@ -304,7 +305,7 @@ class _Authenticator:
                 scopes = wanted
         except CredentialsError as exc:
             raise _AuthError(str(exc)) from None
-        return {"id": client_id, "key": key, "algorithm": "sha256"}, self.effective(scopes)
+        return {"id": client_id, "key": key, "algorithm": "sha256"}, utils.expand_roles(scopes, self.roles)
 
     def _seen_nonce(self, client_id: str, nonce: str, ts: str) -> bool:
         now = time.time()
@@ -739,7 +740,7 @@ class FakeTaskcluster:
         else:
             call.client_id, call.scopes, call.auth = identity
         if self.enforce_scopes:
-            missing = self._missing_scopes(route, call)
+            missing = self._missing_scopes(route, call, self._auth.effective(call.scopes))
             if missing is not None:
                 return Response(403, error_body(
                     "InsufficientScopes",
@@ -761,7 +762,7 @@ class FakeTaskcluster:
             return Response(200, reference_facts(files[path]))
         return Response(404, error_body("ResourceNotFound", f"no reference at {path}"))
 
-    def _missing_scopes(self, route: _Route, call: Call) -> Any:
+    def _missing_scopes(self, route: _Route, call: Call, scopes: list[str]) -> Any:
         expression = route.function.scopes
         if expression is None:
             return None
@@ -781,7 +782,7 @@ class FakeTaskcluster:
             rendered = _drop_unresolved(utils.render_expression(expression, params))
         except CallError:
             rendered = None  # a parameter of the wrong type: skip the check, as for unknown ones
-        return None if rendered is None else utils.missing_scopes(call.scopes, rendered)
+        return None if rendered is None else utils.missing_scopes(scopes, rendered)
 
     def _response_for(self, route: _Route, call: Call) -> Response:
         key = (route.service, route.function.name)
