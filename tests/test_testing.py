@@ -269,7 +269,7 @@ def test_listener_runs_again_after_stop():
             thread = threading.Thread(target=app.run)
             thread.start()
             deadline = time.monotonic() + 10
-            while len(seen) <= round_ and time.monotonic() < deadline:
+            while len(seen) <= round_ and thread.is_alive() and time.monotonic() < deadline:
                 time.sleep(0.01)
             app.stop()
             thread.join(30)
