@@ -235,6 +235,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     watcher_module = _load_example(examples / "group_watcher.py")
     source = Path(args.messages) if args.messages else examples / "messages" / "all.jsonl"
     records = read_records(source)
+    if not records:
+        print(f"tclisten demo: {source} holds no message", file=sys.stderr)
+        return 2
 
     started = time.monotonic()
     with FakeTaskclusterService(client_id=CLIENT_ID, scopes=SCOPES) as tc:

@@ -55,8 +55,8 @@ def test_main_twice_in_one_process_with_another_budget():
 
 
 def test_the_tclisten_command_runs_it(capsys):
-    assert cli_main(["demo"]) == 0
-    assert "reactor decisions: 1 ignore, 1 rerun, 1 skip" in capsys.readouterr().out
+    assert cli_main(["demo", "--max-reruns-per-group", "0"]) == 0
+    assert "reactor decisions: 1 ignore, 2 skip" in capsys.readouterr().out
 
 
 def test_own_messages_and_failures_give_exit_status_1(tmp_path):
@@ -70,6 +70,8 @@ def test_own_messages_and_failures_give_exit_status_1(tmp_path):
     status, out = run_demo("--messages", str(path))
     assert status == 1
     assert "2 retried, 1 parked" in out
+    path.write_text("")
+    assert run_demo("--messages", str(path))[0] == 2
 
 
 def test_examples_are_found_installed_or_in_a_checkout(tmp_path, monkeypatch):
