@@ -208,8 +208,11 @@ class CallSpec:
                 raise self.fail(f"unknown query option {name!r} (known: {known})")
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise self.fail(f"query option {name!r} must be str or int, not {type(value).__name__}")
+            if isinstance(value, bool):  # Taskcluster reads "true"/"false", not Python's "True"
+                value = "true" if value else "false"
+            elif not isinstance(value, (str, int)):
+                raise self.fail(f"query option {name!r} must be str, int or bool, "
+                                f"not {type(value).__name__}")
             out[name] = value
         return out or None
 

@@ -242,7 +242,7 @@ def test_payload_last_positional_first_with_keywords_or_by_name():
     ("listTaskGroup", ("G",), {"query": {"limt": 1}}, "unknown query option 'limt'"),
     ("task", ("T",), {"query": {"limit": 1}}, "unknown query option 'limit'"),
     ("listTaskGroup", ("G",), {"query": "limit=1"}, "query must be a dict"),
-    ("listTaskGroup", ("G",), {"query": {"limit": 1.5}}, "must be str or int"),
+    ("listTaskGroup", ("G",), {"query": {"limit": 1.5}}, "must be str, int or bool"),
 ])
 def test_misuse_is_a_call_error_naming_method_and_signature(queue, name, args, kwargs, problem):
     with pytest.raises(CallError) as info:
@@ -257,6 +257,9 @@ def test_query_is_encoded_and_none_values_dropped(queue):
     assert url == f"{ROOT}/api/queue/v1/task-group/G/list?limit=5&continuationToken=a+b%2Fc"
     assert queue.buildUrl("listTaskGroup", "G", query={"continuationToken": None}).endswith("/list")
     assert encode_query({"a": 1}) == "a=1"
+    workers = client_class("WorkerManager")({"rootUrl": ROOT})
+    url = workers.buildUrl("listWorkers", "p", "w", query={"quarantined": True})
+    assert url.endswith("/provisioners/p/worker-types/w/workers?quarantined=true")
 
 
 def test_build_url_needs_no_payload(queue):
