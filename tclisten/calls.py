@@ -145,7 +145,11 @@ class CallSpec:
         if kwargs:  # route arguments by keyword
             unknown = [k for k in kwargs if k not in self.args]
             if unknown:
-                raise self.fail(f"unexpected keyword argument {unknown[0]!r}")
+                import difflib
+
+                close = difflib.get_close_matches(unknown[0], [*self.args, "payload", "query"], n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise self.fail(f"unexpected keyword argument {unknown[0]!r}{hint}")
             missing = [a for a in self.args if a not in kwargs]
             if missing:
                 raise self.fail(f"missing route argument {missing[0]!r}")

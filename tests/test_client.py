@@ -230,7 +230,7 @@ def test_payload_last_positional_first_with_keywords_or_by_name():
     ("task", ("a", "b"), {}, "takes 1 route argument"),
     ("task", ("a",), {"taskId": "a"}, "not both"),
     ("artifact", ("T", 0), {"name": "x"}, "missing route argument 'taskId'"),
-    ("task", (), {"taskid": "a"}, "unexpected keyword argument 'taskid'"),
+    ("task", (), {"taskid": "a"}, "unexpected keyword argument 'taskid'; did you mean 'taskId'?"),
     ("createTask", ("T",), {}, "missing payload"),
     ("createTask", (), {"taskId": "T"}, "missing payload"),
     ("createTask", ("T", {}), {"payload": {}}, "payload given twice"),
