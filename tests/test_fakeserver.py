@@ -741,3 +741,21 @@ def test_hawk_timestamp_skew_is_fifteen_minutes(tc, session):
     assert hawk(session, "GET", url, "tester", "tester-token", _timestamp=int(time.time()) - 600).status_code == 200
     assert hawk(session, "GET", url, "tester", "tester-token", _timestamp=int(time.time()) + 600).status_code == 200
     assert hawk(session, "GET", url, "tester", "tester-token", _timestamp=int(time.time()) - 1200).status_code == 401
+
+
+def test_every_bundled_function_is_served(session):
+    """Each function's URL (arguments with '/', spaces and non-ASCII) reaches that function."""
+    from tclisten.references import APIReference, bundled
+
+    with FakeTaskcluster(enforce_scopes=False) as tc:
+        functions = [(ref.service_name, fn) for ref in bundled().values() if isinstance(ref, APIReference)
+                     for fn in ref.functions]
+        for service, fn in functions:
+            tc.respond(service, fn.name, lambda call: {"function": call.function, "args": call.args})
+        for service, fn in functions:
+            args = {name: f"{name} a/b-é" for name in fn.args}
+            reply = session.request(fn.method.upper(), tc.url(service, fn.name, **args),
+                                    json={} if fn.input else None, timeout=10)
+            assert reply.status_code == 200, (service, fn.name, reply.text)
+            assert reply.json() == {"function": fn.name, "args": args}, (service, fn.name)
+        assert len(tc.calls) == len(functions) > 150
