@@ -12,6 +12,8 @@ import pickle
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tclisten import credentials as creds_mod
 from tclisten import utils
@@ -402,3 +404,20 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+PRINTABLE = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
+
+
+@given(scopes=st.lists(PRINTABLE, max_size=6), name=st.one_of(st.none(), PRINTABLE.filter(bool)),
+       token=st.text(min_size=1, max_size=30), minutes=st.integers(1, 31 * 24 * 60))
+@settings(deadline=None, max_examples=150)
+def test_issued_credentials_always_verify(scopes, name, token, minutes):
+    if name == "issuer":
+        return
+    start = datetime.datetime.utcnow() - datetime.timedelta(minutes=1)
+    out = createTemporaryCredentials("issuer", token, start, start + datetime.timedelta(minutes=minutes),
+                                     scopes, name=name)
+    assert out["clientId"] == (name or "issuer")
+    key, granted = verify_certificate(json.loads(out["certificate"]), out["clientId"],
+                                      lambda issuer: (token, ["*"]))
+    assert key == out["accessToken"] and granted == scopes
