@@ -48,6 +48,7 @@ from .dispatch import Outcome
 from .exceptions import BindingError, ConfigError
 from .factories import FactoryMessage, build_routing_key, factory_for, factory_names, message_for
 from .fakeserver import FakeTaskcluster
+from .matching import TopicMatcher
 
 logger = logging.getLogger(__name__)
 
@@ -167,15 +168,34 @@ def private_memory_transport() -> type:
 
     kombu keeps the state of ``memory://`` (exchanges, bindings, queues) in class
     attributes shared by the whole process; a subclass with fresh ones isolates each kit,
-    so tests cannot see each other's messages.  Two RabbitMQ behaviours Taskcluster relies
-    on are added: the ``CC`` header's keys route the message too (once per queue, however
-    many keys match), and a message no binding matches is dropped.
+    so tests cannot see each other's messages.  Where kombu's memory broker and RabbitMQ
+    differ, this one does what RabbitMQ does: topic patterns match as RabbitMQ matches them
+    (:class:`~tclisten.matching.TopicMatcher`: ``*`` is exactly one word, ``#`` zero or
+    more, where kombu's regexes let ``*`` span words and ``#`` need one), the ``CC``
+    header's keys route the message too (once per queue, however many keys match), and a
+    message no binding matches is dropped.
     """
 
     class Channel(memory.Channel):
         events = defaultdict(set)
         queues: dict = {}
         deadletter_queue = None  # unroutable messages are dropped, as RabbitMQ does
+        matchers: dict = {}  # bindings of a topic exchange -> their TopicMatcher
+
+        def _lookup(self, exchange: str, routing_key: str, default: Any = None) -> list:
+            found = self.state.exchanges.get(exchange) if exchange else None
+            if found is None or found["type"] != "topic":
+                return super()._lookup(exchange, routing_key, default)
+            table = tuple(found["table"])  # (pattern, kombu's regex, queue) per binding
+            matcher = self.matchers.get(table)
+            if matcher is None:
+                matcher = TopicMatcher()
+                for pattern, _, queue in table:
+                    matcher.add(pattern, queue)
+                if len(self.matchers) > 100:
+                    self.matchers.clear()
+                self.matchers[table] = matcher
+            return list(matcher.match(routing_key))
 
         def basic_publish(self, message: Any, exchange: str, routing_key: str, **kwargs: Any) -> Any:
             cc = (message.get("headers") or {}).get("CC")
@@ -215,8 +235,11 @@ def _resolve_topic(topic: Any) -> Any:
         from .exchanges import exchanges_class
 
         service, dot, name = topic.partition(".")
+        if not dot:
+            raise BindingError(f"unknown exchange {topic!r}: expected <Service>Events.<exchange>, "
+                               "e.g. QueueEvents.taskFailed")
         try:
-            return exchanges_class(service).topic(name) if dot else None
+            return exchanges_class(service).topic(name)
         except (ConfigError, KeyError) as exc:
             raise BindingError(f"unknown exchange {topic!r}: {exc}") from None
     if hasattr(topic, "exchange") and hasattr(topic, "entry") and hasattr(topic, "service"):

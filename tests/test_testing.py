@@ -90,6 +90,26 @@ def test_cc_routes_and_other_exchange_prefixes():
     assert seen == [("index.project.y", "notify.me")]
 
 
+def test_the_kit_broker_matches_and_routes_as_rabbitmq_does():
+    app = listener()
+    seen = []
+    app.add_handler(lambda m, ctx: seen.append(("latest", m.routes)), QueueEvents.taskCompleted,
+                    route="index.*.latest", name="latest")
+    app.add_handler(lambda m, ctx: seen.append(("all", m.routes)), QueueEvents.taskCompleted,
+                    route="notify.#", name="all")
+    app.add_handler(lambda m, ctx: seen.append(("group", m.routes)), QueueEvents.taskCompleted,
+                    taskGroupId=GROUP, name="group")
+    with ListenerTestKit(app) as kit:
+        kit.publish(QueueEvents.taskCompleted, routes=["index.a.b.latest"])  # '*' is one word only
+        kit.publish(QueueEvents.taskCompleted, routes=["notify"])  # '#' matches zero words
+        kit.publish(QueueEvents.taskCompleted, taskGroupId=GROUP, routes=["index.a.latest", "notify.x"])
+        outcomes = kit.run_until_idle()
+    # the last message matches three bindings through three keys: one delivery, each handler once
+    assert len(outcomes) == 2
+    assert seen == [("all", ("notify",)), ("latest", ("index.a.latest", "notify.x")),
+                    ("all", ("index.a.latest", "notify.x")), ("group", ("index.a.latest", "notify.x"))]
+
+
 def test_failures_are_retried_then_parked_and_only_the_failing_handler_reruns():
     app = listener(retry={"max_attempts": 3, "delay": 5})
     calls = {"good": 0, "bad": 0}
@@ -179,6 +199,8 @@ def test_misuse_is_a_clear_error(tmp_path):
     with ListenerTestKit(app) as kit:
         with pytest.raises(BindingError, match="QueueEvents.taskCompletd"):
             kit.publish("QueueEvents.taskCompletd")
+        with pytest.raises(BindingError, match="expected <Service>Events"):
+            kit.publish("taskCompleted")
         with pytest.raises(ConfigError, match="not a handler"):
             kit.handled_by(print)
 
