@@ -315,3 +315,16 @@ def test_docstring_examples():
 
     result = doctest.testmod(config)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_module_docstring_example_is_a_valid_file(tmp_path):
+    import tclisten.config as config
+
+    block = config.__doc__.split(".. code-block:: yaml\n\n", 1)[1].split("\n\n", 1)[0]
+    path = tmp_path / "doc.yaml"
+    path.write_text(textwrap.dedent(block))
+    cfg = load_config(path, resolve_handlers=False, environ={
+        "PULSE_USERNAME": "u", "PULSE_PASSWORD": "p", "TASKCLUSTER_CLIENT_ID": "c",
+        "TASKCLUSTER_ACCESS_TOKEN": "t"})
+    assert cfg.name == "ci-reactor" and len(cfg.bindings) == 2
+    assert cfg.taskcluster["rootUrl"] == "https://tc.example.com"
