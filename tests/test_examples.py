@@ -60,8 +60,14 @@ def unique(prefix: str) -> str:
 # --------------------------------------------------------------------------- the broker
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+def _rabbitmqctl(*args: str, attempts: int = 5) -> None:
+    """Run rabbitmqctl, again a few times if the broker is busy (other suites restart it)."""
+    for attempt in range(attempts):
+        done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+        if done.returncode == 0:
+            return
+        time.sleep(1 + attempt)
+    raise AssertionError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
 
 
 @pytest.fixture(scope="module")
