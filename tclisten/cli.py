@@ -231,7 +231,7 @@ def cmd_bindings(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _records(stream: TextIO, source: str) -> Iterator[tuple[int, Any, str | None]]:
+def _records(stream: TextIO) -> Iterator[tuple[int, Any, str | None]]:
     """``(line number, record or None, problem or None)`` for each non-blank line."""
     for number, line in enumerate(stream, 1):
         if not line.strip():
@@ -257,7 +257,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     progress = _Progress("replayed", args.progress, sys.stderr)
     stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
     try:
-        for number, record, problem in _records(stream, args.file):
+        for number, record, problem in _records(stream):
             progress.tick()
             if record is None:
                 counts["invalid"] += 1
@@ -314,6 +314,8 @@ def cmd_record(args: argparse.Namespace) -> int:
                       exclusive=True, auto_delete=True, durable=False)
 
         def on_message(message: Any) -> None:
+            if args.count and progress.count >= args.count:
+                return  # prefetched beyond --count: left unacked, dropped with the queue
             info = message.delivery_info
             try:
                 body: Any = json.loads(message.body)
