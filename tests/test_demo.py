@@ -28,7 +28,11 @@ def run_demo(*argv: str) -> tuple[int, str]:
 
 
 def test_python_m_tclisten_demo_runs_offline_and_says_what_happened():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKCLUSTER_", "PULSE_", "TCLISTEN_"))}
+    # a user's real settings must not leak into the offline demo
+    env = {**os.environ, "TASKCLUSTER_ROOT_URL": "https://tc.invalid", "TASKCLUSTER_CLIENT_ID": "someone",
+           "TASKCLUSTER_ACCESS_TOKEN": "not-the-demo-key", "TASKCLUSTER_CERTIFICATE": '{"version": 1}',
+           "TCLISTEN_BROKER_URL": "amqp://nobody:secret@127.0.0.1:1//", "PULSE_USERNAME": "someone",
+           "PULSE_PASSWORD": "secret"}
     done = subprocess.run([sys.executable, "-m", "tclisten.demo"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
