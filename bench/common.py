@@ -222,29 +222,30 @@ def queue_depth(channel: amqp.Channel, queue: str) -> int:
     return channel.queue_declare(queue, passive=True).message_count
 
 
-def publish(messages: Sequence[BenchMessage], queue: str, exchange: str = EXCHANGE,
-            timeout: float = 120.0) -> float:
-    """Publish ``messages`` (persistent, no confirms) and wait until ``queue`` holds them all.
+def publish(messages: Sequence[BenchMessage], queues: Sequence[str], exchange: str = EXCHANGE,
+            timeout: float = 300.0) -> float:
+    """Publish ``messages`` once (persistent, no confirms) and wait until every queue of
+    ``queues`` (bound to ``exchange``, each message matching) holds them all.
 
     Publisher confirms one at a time cost a disk sync each (~1,400 msg/s); without confirms
-    and then waiting for the queue depth, 20,000 messages take a few seconds.  Returns the
+    and then waiting for the queue depths, 20,000 messages take a few seconds.  Returns the
     seconds taken.
     """
     start = time.perf_counter()
     conn = connect()
     try:
         channel = conn.channel()
-        base = queue_depth(channel, queue)
+        want = {q: queue_depth(channel, q) + len(messages) for q in queues}
         for m in messages:
             msg = amqp.Message(m.body, content_type="application/json", content_encoding="utf-8",
                                delivery_mode=2, application_headers={"CC": list(m.cc)})
             channel.basic_publish(msg, exchange=exchange, routing_key=m.routing_key)
-        want = base + len(messages)
         deadline = time.monotonic() + timeout
-        while queue_depth(channel, queue) < want:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{queue} holds {queue_depth(channel, queue)} of {want} messages")
-            time.sleep(0.02)
+        for queue, count in want.items():
+            while (have := queue_depth(channel, queue)) < count:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{queue} holds {have} of {count} messages after {timeout:.0f} s")
+                time.sleep(0.02)
     finally:
         conn.close()
     return time.perf_counter() - start

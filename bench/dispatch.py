@@ -193,17 +193,44 @@ def _declare(candidate: str, name: str) -> None:
 def run_one(candidate: str, queue: str, messages: list[common.BenchMessage],
             prefetch: int = PREFETCH, timeout: float = 300.0,
             consumer: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Pre-publish ``messages`` into ``queue``, consume them with ``candidate`` (or with
-    ``consumer(queue, count, prefetch)``) in a fresh process, check the queue was left empty,
-    and return the candidate's figures."""
+    """Pre-publish ``messages`` into ``queue`` alone, then consume them (see ``consume_one``)."""
     common.retrying(common.purge, queue)
-    common.publish(messages, queue)  # not retried alone: a retry of run_one purges first
+    common.publish(messages, [queue])
+    return consume_one(candidate, queue, len(messages), prefetch, timeout, consumer)
+
+
+def run_round(order: list[str], queues: dict[str, str], messages: list[common.BenchMessage],
+              prefetch: int = PREFETCH, timeout: float = 300.0,
+              consumer_for: Callable[[str], Callable[..., dict[str, Any]]] = consumer_for) -> dict[str, dict]:
+    """One interleaved round: publish ``messages`` once into every candidate's queue (they
+    share the bindings, so the broker fans each message out), then let each candidate of
+    ``order`` consume its copy in a fresh process.
+
+    Publishing once per round instead of once per candidate makes a round several times
+    shorter; the queues waiting their turn hold the same messages, and the rotating order
+    spreads that over the candidates.
+    """
+    names = [queues[c] for c in order]
+    for name in names:
+        common.purge(name)
+    common.publish(messages, names)
+    results = {}
+    for candidate in order:
+        results[candidate] = consume_one(candidate, queues[candidate], len(messages), prefetch, timeout,
+                                         consumer_for(candidate))
+    return results
+
+
+def consume_one(candidate: str, queue: str, count: int, prefetch: int, timeout: float,
+                consumer: Callable[..., dict[str, Any]] | None) -> dict[str, Any]:
+    """Consume ``count`` pre-published messages with ``candidate`` (or with
+    ``consumer(queue, count, prefetch)``) in a fresh process; check the queue was left empty
+    and add the broker's CPU per message."""
     broker0 = common.broker_cpu_seconds()
-    result = common.in_subprocess(consumer or consumer_for(candidate), queue, len(messages), prefetch,
-                                  timeout=timeout)
+    result = common.in_subprocess(consumer or consumer_for(candidate), queue, count, prefetch, timeout=timeout)
     broker1 = common.broker_cpu_seconds()
     if broker0 is not None and broker1 is not None:
-        result["broker_cpu_us_per_msg"] = (broker1 - broker0) / len(messages) * 1e6
+        result["broker_cpu_us_per_msg"] = (broker1 - broker0) / count * 1e6
     left = common.depth(queue)
     result["left_in_queue"] = left
     if left:

@@ -115,10 +115,9 @@ def bench_dispatch(sizes: Sizes) -> Section:
     try:
         dispatch.prepare(candidates, queues)
         for r in range(sizes.dispatch_rounds):
-            results = {}
-            for candidate in rotate(candidates, r):
-                results[candidate] = common.retrying(dispatch.run_one, candidate, queues[candidate], messages)
-                progress(f"dispatch round {r + 1}: {candidate} {results[candidate]['msg_per_s']:,.0f} msg/s")
+            results = common.retrying(dispatch.run_round, rotate(candidates, r), queues, messages)
+            progress(f"dispatch round {r + 1}: " + ", ".join(
+                f"{c} {v['msg_per_s']:,.0f}" for c, v in results.items()) + " msg/s")
             per_round.append(results)
     finally:
         dispatch.cleanup(queues)
@@ -164,12 +163,10 @@ def bench_io_bound(sizes: Sizes) -> Section:
     try:
         dispatch.prepare(candidates, queues)
         for r in range(sizes.io_rounds):
-            results = {}
-            for candidate in rotate(candidates, r):
-                results[candidate] = common.retrying(dispatch.run_one, candidate, queues[candidate], messages,
-                                                      prefetch=io_bound.PREFETCH,
-                                                      consumer=io_bound.consumer_for(candidate))
-                progress(f"io_bound round {r + 1}: {candidate} {results[candidate]['msg_per_s']:,.0f} msg/s")
+            results = common.retrying(dispatch.run_round, rotate(candidates, r), queues, messages,
+                                      prefetch=io_bound.PREFETCH, consumer_for=io_bound.consumer_for)
+            progress(f"io_bound round {r + 1}: " + ", ".join(
+                f"{c} {v['msg_per_s']:,.0f}" for c, v in results.items()) + " msg/s")
             per_round.append(results)
     finally:
         dispatch.cleanup(queues)
@@ -255,11 +252,9 @@ def bench_memory(sizes: Sizes) -> Section:
     queues: dict[str, str] = {}
     try:
         dispatch.prepare(candidates, queues)
-        for candidate in candidates:
-            results[candidate] = common.retrying(dispatch.run_one, candidate, queues[candidate], messages,
-                                                  prefetch=memory.PREFETCH, consumer=memory.consumer_for(candidate),
-                                                  timeout=900)
-            progress(f"memory: {candidate} growth {results[candidate]['growth_mib']:.2f} MiB")
+        results = common.retrying(dispatch.run_round, list(candidates), queues, messages,
+                                  prefetch=memory.PREFETCH, timeout=900, consumer_for=memory.consumer_for)
+        progress("memory: " + ", ".join(f"{c} growth {v['growth_mib']:.2f} MiB" for c, v in results.items()))
     finally:
         dispatch.cleanup(queues)
     rows = []
