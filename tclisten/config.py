@@ -84,7 +84,8 @@ class ListenerConfig:
     """A parsed and checked listener file; :func:`build_listener` turns it into a Listener.
 
     Options left out of the file are ``None`` here and get the Listener's defaults.
-    Secrets (``broker_url``, ``pulse_password``, ``taskcluster``) stay out of the repr.
+    Secrets (``broker_url``, ``pulse_password``, ``taskcluster``) and the handlers'
+    ``config`` (which may hold some) stay out of the repr.
     """
 
     name: str
@@ -106,7 +107,7 @@ class ListenerConfig:
     grace_period: float | None = None
     log_level: str | None = None
     log_format: str | None = None
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold secrets
     bindings: tuple[BindingConfig, ...] = ()
     lines: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 

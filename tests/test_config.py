@@ -93,7 +93,7 @@ def test_good_file(tmp_path):
     assert first.function.__name__ == "on_failed"
     assert (second.route, second.name, second.line) == ("index.project.example.#", "indexed", 29)
     # secrets stay out of the repr
-    assert "s3cr3t" not in repr(cfg) and "guest:guest" not in repr(cfg)
+    assert "s3cr3t" not in repr(cfg) and "guest:guest" not in repr(cfg) and "#ci" not in repr(cfg)
     kwargs = cfg.listener_kwargs()
     assert kwargs["prefetch"] == 100 and "heartbeat" not in kwargs
     assert kwargs["config"] is not cfg.config
