@@ -24,11 +24,12 @@ Without the installed entry point, enable it with ``pytest_plugins = ["tclisten.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
-from .testing import FakeTaskclusterService, ListenerTestKit
+if TYPE_CHECKING:  # the kit (kombu, the fake server) is imported by the fixtures, not by pytest's startup
+    from .testing import FakeTaskclusterService, ListenerTestKit
 
 __all__ = ["fake_taskcluster", "tclisten_kit"]
 
@@ -36,6 +37,8 @@ __all__ = ["fake_taskcluster", "tclisten_kit"]
 @pytest.fixture
 def fake_taskcluster() -> Iterator[FakeTaskclusterService]:
     """A running fake Taskcluster with one all-scopes client (``.options`` for clients)."""
+    from .testing import FakeTaskclusterService
+
     with FakeTaskclusterService() as service:
         yield service
 
@@ -43,6 +46,8 @@ def fake_taskcluster() -> Iterator[FakeTaskclusterService]:
 @pytest.fixture
 def tclisten_kit(fake_taskcluster: FakeTaskclusterService) -> Iterator[Callable[..., ListenerTestKit]]:
     """``tclisten_kit(app, **options)``: a test kit for ``app`` wired to ``fake_taskcluster``."""
+    from .testing import ListenerTestKit
+
     kits: list[ListenerTestKit] = []
 
     def make(app: Any, **options: Any) -> ListenerTestKit:
