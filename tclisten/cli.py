@@ -423,13 +423,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     app, config = load_target(args.target)
-    if config is not None and getattr(args, "log_level", None) is None:
+    if config is not None:  # the file's logging section, where the command line is silent
         root = logging.getLogger()
-        if config.log_level:
+        if config.log_level and getattr(args, "log_level", None) is None:
             root.setLevel(config.log_level)
         if config.log_format:
             for handler in root.handlers:
-                handler.setFormatter(logging.Formatter(config.log_format))
+                if isinstance(handler, _StderrHandler):
+                    handler.setFormatter(logging.Formatter(config.log_format))
     return app, config
 
 
@@ -537,10 +538,11 @@ class _StderrHandler(logging.StreamHandler):
 def _configure_logging(args: argparse.Namespace) -> None:
     level = getattr(args, "log_level", None) or ("INFO" if args.command == "run" else "WARNING")
     root = logging.getLogger()
-    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+    handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(handler)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root.setLevel(level)
 
 

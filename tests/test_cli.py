@@ -382,3 +382,16 @@ def test_python_dash_m(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tclisten", "--help"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert done.returncode == 0 and "usage: tclisten" in done.stdout
+
+
+def test_logging_is_configured_by_the_command(tmp_path, capsys):
+    root = logging.getLogger()
+    path = listener_yaml(tmp_path, extra="logging: {level: debug, format: 'X %(message)s'}\n")
+    assert run_cli(capsys, "bindings", str(path))[0] == 0
+    assert root.level == logging.DEBUG  # the file's level when the command line gives none
+    assert run_cli(capsys, "bindings", str(path), "--log-level", "error")[0] == 0
+    assert root.level == logging.ERROR
+    assert run_cli(capsys, "--log-level", "INFO", "bindings", str(path))[0] == 0
+    assert root.level == logging.INFO
+    logging.getLogger("tclisten.test").warning("hello %s", "there")
+    assert "WARNING tclisten.test: hello there" in capsys.readouterr().err
