@@ -394,4 +394,7 @@ def test_logging_is_configured_by_the_command(tmp_path, capsys):
     assert run_cli(capsys, "--log-level", "INFO", "bindings", str(path))[0] == 0
     assert root.level == logging.INFO
     logging.getLogger("tclisten.test").warning("hello %s", "there")
-    assert "WARNING tclisten.test: hello there" in capsys.readouterr().err
+    assert capsys.readouterr().err == "X hello there\n"  # the file's format, whatever the level
+    assert run_cli(capsys, "bindings", "--log-level", "INFO", str(listener_yaml(tmp_path)))[0] == 0
+    logging.getLogger("tclisten.test").warning("hello %s", "again")
+    assert " WARNING tclisten.test: hello again" in capsys.readouterr().err
