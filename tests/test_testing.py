@@ -268,9 +268,6 @@ def test_the_plugin_as_pytest_loads_it(tmp_path):
     assert "1 passed" in done.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="app.py: stop() leaves _stop_requested set, so a second run() returns "
-                                       "at once (and its first SIGINT is taken as the second); run() should "
-                                       "clear it when it returns")
 def test_listener_runs_again_after_stop():
     """Not the kit: Listener.run() itself on memory://, twice."""
     import threading
