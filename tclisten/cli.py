@@ -231,15 +231,32 @@ def cmd_bindings(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _records(stream: TextIO) -> Iterator[tuple[int, Any, str | None]]:
-    """``(line number, record or None, problem or None)`` for each non-blank line."""
+def _lines(stream: TextIO, whole: bool) -> Iterator[tuple[int, Any, str | None]]:
+    """``(number, decoded JSON, problem)``: one per line of JSON lines, or, for a ``.json``
+    file, one per record of the document (a record or a list of records)."""
+    if whole:
+        try:
+            document = json.load(stream)
+        except ValueError as exc:
+            yield 1, None, f"not JSON ({exc})"
+            return
+        for number, item in enumerate(document if isinstance(document, list) else [document], 1):
+            yield number, item, None
+        return
     for number, line in enumerate(stream, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield number, json.loads(line), None
         except ValueError as exc:
             yield number, None, f"not JSON ({exc})"
+
+
+def _records(stream: TextIO, whole: bool = False) -> Iterator[tuple[int, Any, str | None]]:
+    """``(number, record or None, problem or None)`` for each message of the file."""
+    for number, record, problem in _lines(stream, whole):
+        if problem is not None:
+            yield number, None, problem
             continue
         if not isinstance(record, dict) or not isinstance(record.get("exchange"), str) \
                 or not isinstance(record.get("routing_key"), str) or "body" not in record:
@@ -257,7 +274,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     progress = _Progress("replayed", args.progress, sys.stderr)
     stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
     try:
-        for number, record, problem in _records(stream):
+        for number, record, problem in _records(stream, whole=args.file.endswith(".json")):
             progress.tick()
             if record is None:
                 counts["invalid"] += 1
@@ -473,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = add("replay", cmd_replay, "run recorded messages (JSON lines) through the handlers, no broker")
-    p.add_argument("file", help="JSON lines of {exchange, routing_key, body, headers}; - for stdin")
+    p.add_argument("file", help="JSON lines of {exchange, routing_key, body, headers} (- for stdin), "
+                                "or a .json file of one record or a list of them")
     p.add_argument("target", help=target_help)
     p.add_argument("--progress", type=_positive, default=1000, metavar="N", help="a count on stderr every N")
 

@@ -239,6 +239,14 @@ def test_replay_example_messages(tmp_path, capsys):
     status, out, _ = run_cli(capsys, "replay", str(ROOT / "examples" / "messages" / "all.jsonl"), str(path))
     assert status == 0
     assert out.rstrip().endswith("4 handled, 0 failed, 3 unmatched")
+    # a pretty-printed .json sample is one record
+    sample = ROOT / "examples" / "messages" / "task-exception-internal-error.json"
+    status, out, _ = run_cli(capsys, "replay", str(sample), str(path))
+    assert status == 0 and out.startswith("replayed 1 messages") and "1 handled" in out
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps([json.loads(sample.read_text())] * 2 + [{"bad": 1}]))
+    status, out, err = run_cli(capsys, "replay", str(many), str(path))
+    assert status == 1 and "2 handled" in out and "1 invalid" in out and f"{many}:3: expected an object" in err
 
 
 # --------------------------------------------------------------------------- record (real broker)
