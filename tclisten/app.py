@@ -255,13 +255,12 @@ class Listener:
             raise ConfigError(f"listener {self.name!r} has no handlers")
         self._frozen = True
         dispatcher = self.dispatcher
-        conn = self.connection()
-        logger.info("listener %s connecting to %s", self.name, scrub_url(self._broker_url))
-        self.declare(conn)
+        logger.info("listener %s connecting to %s", self.name, scrub_url(self._broker_url or ""))
+        self.declare()  # on a connection of its own, closed again: the loop opens its own
         self._consumer = ListenerConsumer(
-            conn, dispatcher=dispatcher, topology=self.topology, main_queue=self.queue, policy=self.retry,
-            prefetch=self.prefetch, concurrency=self.concurrency, grace_period=self.grace_period,
-            stats=self.stats, backlog_warning=self.backlog_warning)
+            self.connection(), dispatcher=dispatcher, topology=self.topology, main_queue=self.queue,
+            policy=self.retry, prefetch=self.prefetch, concurrency=self.concurrency,
+            grace_period=self.grace_period, stats=self.stats, backlog_warning=self.backlog_warning)
         self._consumer.should_stop = self._stop_requested
         restore = self._install_signal_handlers()
         try:
@@ -270,7 +269,9 @@ class Listener:
             logger.warning("listener %s stopped at once; unacked messages stay with the broker", self.name)
         finally:
             restore()
-            conn.release()
+            self._consumer.connection.release()
+            self._consumer = None
+            self._stop_requested = False  # a later run() starts afresh
         logger.info("listener %s stopped: %s", self.name, self.stats.snapshot())
 
     def stop(self) -> None:

@@ -295,6 +295,22 @@ class ListenerConsumer(ConsumerMixin):
             self._work.put(None)
         self._workers.clear()
 
+    def _return_unstarted(self) -> None:
+        """Give the broker back the deliveries no worker has started, at once (another
+        consumer may take them).  Workers take deliveries in arrival order, so every one
+        returned here comes after every started one, and a later ``ack(multiple=True)`` of a
+        started delivery never covers them."""
+        returned = []
+        while not self._work.empty():
+            delivery = self._work.get()
+            if delivery is not None:
+                returned.append(delivery)
+        for delivery in returned:
+            self._inflight.remove(delivery)
+            delivery.message.reject(requeue=True)
+        if returned:
+            logger.info("returned %d unstarted message(s) to the queue", len(returned))
+
     def _stop_gracefully(self, conn: Any, consumers: list) -> None:
         """Stop taking messages, let in-flight handlers finish within the grace period, ack
         them; what is still unfinished goes back to the queue when the channel closes."""
@@ -303,6 +319,7 @@ class ListenerConsumer(ConsumerMixin):
                 consumer.cancel()
             except Exception:  # the connection may already be gone
                 logger.debug("cancel failed", exc_info=True)
+        self._return_unstarted()
         deadline = time.monotonic() + self.grace_period
         while self._inflight and time.monotonic() < deadline:
             self._settle()

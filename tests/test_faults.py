@@ -124,8 +124,6 @@ def test_handlers_run_in_a_bounded_pool_and_prefetch_reaches_the_broker(broker):
     assert app.stats.acked == len(tasks) and broker.count(app.queue_name) == 0
 
 
-@pytest.mark.xfail(reason="Listener.run() keeps the connection it declared on open and idle while the "
-                          "consumer works on a clone: release it right after self.declare(conn)", strict=True)
 def test_listener_holds_one_connection_to_the_broker(broker, proxy):
     """Pulse counts connections: a running listener needs one (its channels share it).  The
     idle one is never serviced, so the broker also drops it after two missed heartbeats."""
@@ -203,6 +201,38 @@ def test_connection_cuts_mid_stream_lose_nothing(broker, proxy):
     assert result.duplicates_not_redelivered == 0
     assert app.stats.reconnects == len(faults) and proxy.refused >= 1
     assert broker.count(app.queue_name) == 0  # everything was acked before the listener stopped
+
+
+def test_queue_deleted_under_the_listener_is_declared_again_with_its_bindings(broker, proxy):
+    """What Pulse's guardian does to an overgrown queue, and a connection cut while the queue
+    is gone: the listener re-declares the queue, its bindings and side queues, and resumes."""
+    app = make_listener(broker, url=proxy.url(), concurrency=2, prefetch=10)
+    seen = []
+    app.add_handler(lambda m, c: seen.append(m.routing.taskId), events(broker).taskCompleted, name="h")
+    app.declare()
+    side = [q.name for q in app.topology.side_queues(app.retry)]
+    with Running(app) as running:
+        wait_until(lambda: running.check() or app.stats.connected_now, 20, "the listener to consume")
+        with broker.conn.channel() as channel:
+            channel.queue_delete(app.queue_name)  # the broker cancels the consumer
+        wait_until(lambda: running.check() or app.stats.reconnects == 1 and app.stats.connected_now, 20,
+                   "the listener to come back after the deletion")
+        proxy.refuse(True)
+        proxy.cut()
+        with broker.conn.channel() as channel:
+            channel.queue_delete(app.queue_name)
+            for name in side:
+                channel.queue_delete(name)
+        proxy.refuse(False)
+        wait_until(lambda: running.check() or app.stats.reconnects == 2 and app.stats.connected_now, 20,
+                   "the listener to reconnect")
+        task = slug()
+        broker.publish("task-completed", task_key(task, GROUP), task_status(task, GROUP))
+        wait_until(lambda: running.check() or seen, 20, "a message through the re-declared binding")
+        for name in side:
+            with broker.conn.channel() as channel:
+                channel.queue_declare(name, passive=True)  # raises if it was not declared again
+    assert seen == [task] and app.stats.reconnects == 2
 
 
 # -- 7. REST faults inside handlers ---------------------------------------------------------------

@@ -88,9 +88,6 @@ def test_signal_lets_running_handlers_finish_acks_them_and_exits_0(broker, setup
     assert result.lost == 0 and result.duplicates == 0
 
 
-@pytest.mark.xfail(reason="ListenerConsumer._stop_gracefully lets the workers start the prefetched, not yet "
-                          "started deliveries during the grace period: it should take them off self._work and "
-                          "reject(requeue=True) them before waiting", strict=True)
 def test_no_handler_starts_after_the_signal(broker, setup):
     queue, processes = setup
     publish(broker, 20)
@@ -141,3 +138,29 @@ def test_second_signal_stops_at_once_losing_nothing(broker, setup):
     rest = drain(broker, queue, processes, len(tasks))
     result = tally(tasks, [(r.task_id, r.redelivered) for r in rest])
     assert result.lost == 0 and result.duplicates == 0
+
+
+@pytest.mark.xfail(reason="after run() returns, the worker threads go on handling the deliveries still waiting in "
+                          "ListenerConsumer._work (the broker has them back, so they run twice): drain self._work "
+                          "in _stop_gracefully (reject requeue) and in _stop_workers", strict=False)
+def test_no_handler_runs_after_run_returns(broker):
+    from faultkit import Running
+
+    app = Listener(f"test-{uuid.uuid4().hex[:8]}", broker_url=broker.url, declare_exchanges=True, concurrency=1,
+                   prefetch=5, grace_period=0.1)
+    broker.forget_listener(app.queue_name, app.topology.exchange.name,
+                           sorted({int(d * 1000) for d in app.retry.delays()}))
+    started = []
+
+    @app.on(QueueEvents({"exchangePrefix": broker.prefix}).taskCompleted)
+    def slow(message, ctx):
+        started.append(time.monotonic())
+        time.sleep(0.3)
+
+    app.declare()
+    publish(broker, 5)
+    with Running(app):
+        wait_until(lambda: started, 20, "a handler running")
+    returned = time.monotonic()
+    time.sleep(1.0)
+    assert all(t < returned for t in started), f"{sum(t >= returned for t in started)} handler(s) after run()"
