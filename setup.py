@@ -11,16 +11,20 @@ setup(
     long_description_content_type="text/markdown",
     license="MPL-2.0",
     python_requires=">=3.9",
-    packages=["tclisten", "tclisten.references"],
-    package_dir={"tclisten": "tclisten", "tclisten.references": "references"},
-    package_data={"tclisten": ["py.typed"], "tclisten.references": ["*.json", "*/*/*.json"]},
+    # references/ and examples/ live at the top of the checkout and ship inside the package,
+    # so the installed client finds its references and `tclisten demo` its reactor and messages.
+    packages=["tclisten", "tclisten.references", "tclisten.examples"],
+    package_dir={"tclisten": "tclisten", "tclisten.references": "references", "tclisten.examples": "examples"},
+    package_data={"tclisten": ["py.typed"], "tclisten.references": ["*.json", "*/*/*.json"],
+                  "tclisten.examples": ["*.yaml", "messages/*.json", "messages/*.jsonl"]},
     install_requires=["kombu>=5.3", "requests>=2.25", "mohawk>=1.1", "pyyaml>=5.4"],
     extras_require={
         "prometheus": ["prometheus-client>=0.16"],
-        "test": ["pytest>=7", "hypothesis>=6", "taskcluster>=60", "build", "wheel", "pika>=1.3"],
+        "test": ["pytest>=7", "hypothesis>=6", "taskcluster>=60", "jsonschema>=4", "build", "wheel", "pika>=1.3"],
     },
     entry_points={
         "console_scripts": ["tclisten = tclisten.cli:main"],
+        "pytest11": ["tclisten = tclisten.pytest_plugin"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -214,8 +214,11 @@ class Listener:
         if not self._broker_url:
             raise ConfigError("no broker: give broker_url= (or TCLISTEN_BROKER_URL), or Pulse credentials "
                               "(PULSE_USERNAME and PULSE_PASSWORD)")
+        options: dict[str, Any] = {"confirm_publish": True}
+        if self._broker_url.startswith("memory:"):
+            options["polling_interval"] = 0.05  # kombu polls virtual transports; stop promptly
         return Connection(self._broker_url, heartbeat=self.heartbeat, ssl=self._ssl or False, connect_timeout=15,
-                          transport_options={"confirm_publish": True})
+                          transport_options=options)
 
     def declare(self, connection: Connection | None = None) -> None:
         """Check the exchanges and declare the queues, turning the broker's refusals into

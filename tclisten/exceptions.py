@@ -63,6 +63,12 @@ class TaskclusterRestFailure(TaskclusterFailure):
     request_id: str | None = None
     body: Any = None
 
+    def __str__(self) -> str:
+        where = " ".join(str(part) for part in (self.status_code, (self.method or "").upper(), self.url) if part)
+        if self.request_id:
+            where += f", request id {self.request_id}"
+        return f"{self.message} ({where})" if where else self.message
+
 
 class TaskclusterAuthFailure(TaskclusterRestFailure):
     """The server refused the credentials or the scopes (401 or 403)."""
