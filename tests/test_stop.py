@@ -140,9 +140,6 @@ def test_second_signal_stops_at_once_losing_nothing(broker, setup):
     assert result.lost == 0 and result.duplicates == 0
 
 
-@pytest.mark.xfail(reason="after run() returns, the worker threads go on handling the deliveries still waiting in "
-                          "ListenerConsumer._work (the broker has them back, so they run twice): drain self._work "
-                          "in _stop_gracefully (reject requeue) and in _stop_workers", strict=False)
 def test_no_handler_runs_after_run_returns(broker):
     from faultkit import Running
 
