@@ -237,11 +237,15 @@ def delete_entities(url: str, queues: Iterable[str] = (), exchanges: Iterable[st
 
 # -- the broker itself ---------------------------------------------------------------------
 
-def rabbitmqctl(*args: str, timeout: float = 60) -> str:
-    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
-    return done.stdout
+def rabbitmqctl(*args: str, timeout: float = 60, attempts: int = 4) -> str:
+    """Run rabbitmqctl; again a few times while the broker is busy (every command used here
+    is idempotent: list, stop_app, start_app, await_startup)."""
+    for attempt in range(attempts):
+        done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=timeout)
+        if done.returncode == 0:
+            return done.stdout
+        time.sleep(1 + attempt)
+    raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
 
 
 def broker_accepts(url: str) -> bool:
@@ -259,7 +263,7 @@ def broker_accepts(url: str) -> bool:
 
 def wait_for_broker(url: str, timeout: float = 60) -> None:
     try:
-        rabbitmqctl("-q", "await_startup", timeout=timeout)
+        rabbitmqctl("-q", "await_startup", timeout=timeout, attempts=1)
     except (RuntimeError, subprocess.TimeoutExpired):
         pass
     wait_until(lambda: broker_accepts(url), timeout, "the broker to accept connections", interval=0.25)

@@ -235,6 +235,34 @@ def test_queue_deleted_under_the_listener_is_declared_again_with_its_bindings(br
     assert seen == [task] and app.stats.reconnects == 2
 
 
+@pytest.mark.xfail(reason="ListenerConsumer._return_unstarted calls self._inflight.remove() on deliveries of the "
+                          "connection before the last reconnect (not in _inflight any more): ValueError out of "
+                          "run(); skip deliveries whose generation is stale, and use get_nowait()", strict=True)
+def test_stop_after_a_reconnect_with_deliveries_still_waiting_for_a_worker(broker, proxy):
+    """One slow worker, a full prefetch window waiting for it, the connection cut, then a stop:
+    the deliveries of the dead connection still queued for the worker must not break the stop."""
+    app = make_listener(broker, url=proxy.url(), concurrency=1, prefetch=5, grace_period=5)
+    started, done = [], []
+
+    @app.on(events(broker).taskCompleted)
+    def slow(message, ctx):
+        started.append(message.routing.taskId)
+        time.sleep(1.0)
+        done.append((message.routing.taskId, message.redelivered))
+
+    app.declare()
+    tasks = [slug() for _ in range(10)]
+    for task in tasks:
+        broker.publish("task-completed", task_key(task, GROUP), task_status(task, GROUP))
+    with Running(app) as running:
+        wait_until(lambda: running.check() or started and app.stats.connected_now, 20, "the first handler")
+        proxy.cut()
+        wait_until(lambda: running.check() or app.stats.reconnects == 1 and app.stats.connected_now, 20,
+                   "the reconnection")
+    left = broker.count(app.queue_name)
+    assert left + len({t for t, _ in done}) >= len(tasks)  # nothing lost
+
+
 # -- 7. REST faults inside handlers ---------------------------------------------------------------
 
 def test_rest_5xx_bursts_are_retried_by_the_client_then_by_the_listener_then_parked(broker):
