@@ -51,7 +51,7 @@ def test_wheel_installs_into_a_fresh_venv_and_finds_its_references(tmp_path):
     source.mkdir()
     for name in ("setup.py", "README.md"):
         shutil.copy2(ROOT / name, source / name)
-    for name in ("tclisten", "references"):
+    for name in ("tclisten", "references", "examples"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
     dist = tmp_path / "dist"
@@ -60,7 +60,8 @@ def test_wheel_installs_into_a_fresh_venv_and_finds_its_references(tmp_path):
     (wheel,) = dist.glob("tclisten-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for member in ("tclisten/client.py", "tclisten/calls.py", "tclisten/hawk.py", "tclisten/py.typed",
-                   "tclisten/references/manifest.json", "tclisten/references/queue/v1/api.json"):
+                   "tclisten/references/manifest.json", "tclisten/references/queue/v1/api.json",
+                   "tclisten/examples/reactor.py", "tclisten/examples/messages/all.jsonl"):
         assert member in names
 
     venv = tmp_path / "venv"
@@ -77,3 +78,7 @@ def test_wheel_installs_into_a_fresh_venv_and_finds_its_references(tmp_path):
     assert out["url"] == "https://tc.example.com/api/queue/v1/task/abc"
     assert out["services"]["PurgeCache"] == "purge-cache" and len(out["services"]) >= 12
     assert not any(str(ROOT) in entry for entry in out["sys_path"])
+
+    # the README's main job, from the installed package, run outside the checkout
+    demo = venv / ("Scripts/tclisten.exe" if os.name == "nt" else "bin/tclisten")
+    assert "rerun" in _run([str(demo), "demo"], tmp_path, env)
