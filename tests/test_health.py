@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from faultkit import Running, queue_counts, rabbitmqctl, wait_until
+from faultkit import Running, close_broker, queue_counts, rabbitmqctl, wait_until
 from listener_kit import Broker, task_key, task_status
 from tclisten.app import Listener
 from tclisten.exceptions import BrokerError, ConfigError
@@ -35,7 +35,7 @@ def slug() -> str:
 def broker(broker_url):
     b = Broker(broker_url)
     yield b
-    b.close()
+    close_broker(b)
 
 
 def make_listener(broker: Broker, name: str | None = None, **options) -> Listener:

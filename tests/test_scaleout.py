@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from faultkit import Processes, publish_tasks, queue_counts, read_records, tally, wait_until
+from faultkit import Processes, close_broker, publish_tasks, queue_counts, read_records, tally, wait_until
 from listener_kit import Broker, task_key, task_status
 from tclisten.app import Listener
 from tclisten.exchanges import QueueEvents
@@ -24,7 +24,7 @@ PREFETCH = 20
 def broker(broker_url):
     b = Broker(broker_url)
     yield b
-    b.close()
+    close_broker(b)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from faultkit import Processes, publish_tasks, queue_counts, tally, wait_until
+from faultkit import Processes, close_broker, publish_tasks, queue_counts, tally, wait_until
 from listener_kit import Broker, task_key, task_status
 from tclisten.app import Listener
 from tclisten.exchanges import QueueEvents
@@ -29,7 +29,7 @@ def slug() -> str:
 def broker(broker_url):
     b = Broker(broker_url)
     yield b
-    b.close()
+    close_broker(b)
 
 
 @pytest.fixture
