@@ -288,6 +288,8 @@ class ListenerConsumer(ConsumerMixin):
             delivery = work.get()
             if delivery is None:
                 return
+            if delivery.generation != self._generation:
+                continue  # delivered on a connection since lost: the broker delivers it again
             self._handle(delivery)
 
     def _stop_workers(self) -> None:
@@ -301,10 +303,16 @@ class ListenerConsumer(ConsumerMixin):
         returned here comes after every started one, and a later ``ack(multiple=True)`` of a
         started delivery never covers them."""
         returned = []
-        while not self._work.empty():
-            delivery = self._work.get()
-            if delivery is not None:
-                returned.append(delivery)
+        while True:
+            try:
+                delivery = self._work.get_nowait()  # a worker may take one meanwhile: fine
+            except Empty:
+                break
+            if delivery is None:
+                continue
+            if delivery.generation != self._generation:
+                continue  # its channel is gone: the broker has it back already
+            returned.append(delivery)
         for delivery in returned:
             self._inflight.remove(delivery)
             delivery.message.reject(requeue=True)

@@ -552,5 +552,9 @@ def import_references(sources: Iterable[str | os.PathLike], dest: str | os.PathL
         written.append(path)
     (dest / "manifest.json").write_text(json.dumps({"references": sorted(manifest)}, indent=1) + "\n")
     written.append(dest / "manifest.json")
-    bundled.cache_clear()
+    try:
+        if dest.resolve() == bundled_dir().resolve():
+            bundled.cache_clear()  # the process now sees the refreshed bundle
+    except ReferenceFormatError:
+        pass
     return written
