@@ -51,7 +51,14 @@ _EXPORTS: dict[str, str] = {
     "exchanges_class": "exchanges",
     **{name: "exchanges" for name in ("AuthEvents", "GithubEvents", "HooksEvents", "NotifyEvents",
                                       "QueueEvents", "SchedulerEvents", "WorkerManagerEvents")},
+    # YAML listeners and message factories
+    "load_config": "config",
+    "build_listener": "config",
+    "ListenerConfig": "config",
+    "message_for": "factories",
+    "FactoryMessage": "factories",
     # credentials and helpers users of the 2015 client expect
+    "Credentials": "credentials",
     "createTemporaryCredentials": "credentials",
     "slugId": "utils",
     "stableSlugId": "utils",
