@@ -199,16 +199,23 @@ def run_one(candidate: str, queue: str, messages: list[common.BenchMessage],
     return consume_one(candidate, queue, len(messages), prefetch, timeout, consumer)
 
 
+class RoundDisturbed(RuntimeError):
+    """A candidate left messages in its queue: with a healthy broker that does not happen, so
+    the broker was most likely restarted under it (redeliveries counted twice)."""
+
+
 def run_round(order: list[str], queues: dict[str, str], messages: list[common.BenchMessage],
               prefetch: int = PREFETCH, timeout: float = 300.0,
-              consumer_for: Callable[[str], Callable[..., dict[str, Any]]] = consumer_for) -> dict[str, dict]:
+              consumer_for: Callable[[str], Callable[..., dict[str, Any]]] = consumer_for,
+              strict: bool = False) -> dict[str, dict]:
     """One interleaved round: publish ``messages`` once into every candidate's queue (they
     share the bindings, so the broker fans each message out), then let each candidate of
     ``order`` consume its copy in a fresh process.
 
     Publishing once per round instead of once per candidate makes a round several times
     shorter; the queues waiting their turn hold the same messages, and the rotating order
-    spreads that over the candidates.
+    spreads that over the candidates.  ``strict``: raise :class:`RoundDisturbed` when a
+    candidate left messages behind (so the caller can run the round again).
     """
     names = [queues[c] for c in order]
     for name in names:
@@ -218,7 +225,23 @@ def run_round(order: list[str], queues: dict[str, str], messages: list[common.Be
     for candidate in order:
         results[candidate] = consume_one(candidate, queues[candidate], len(messages), prefetch, timeout,
                                          consumer_for(candidate))
+        if strict and results[candidate]["left_in_queue"]:
+            raise RoundDisturbed(f"{candidate} left {results[candidate]['left_in_queue']} messages")
     return results
+
+
+def run_round_robust(order: list[str], queues: dict[str, str], messages: list[common.BenchMessage],
+                     **kwargs: Any) -> dict[str, dict]:
+    """``run_round``, again (up to twice) when a broker restart disturbed it or it failed;
+    the last attempt keeps whatever it measured, messages left behind included."""
+    for _ in range(2):
+        try:
+            return run_round(order, queues, messages, strict=True, **kwargs)
+        except Exception as exc:
+            logger.warning("round disturbed (%s: %s); running it again in 5 s", exc.__class__.__name__,
+                           (str(exc).strip().splitlines() or [""])[-1])
+            time.sleep(5)
+    return run_round(order, queues, messages, **kwargs)
 
 
 def consume_one(candidate: str, queue: str, count: int, prefetch: int, timeout: float,

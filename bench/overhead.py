@@ -153,10 +153,11 @@ def measure(count: int = 20000) -> dict[str, float]:
 
     regex = RegexListener([(b.pattern, lambda body: None) for b in app.bindings])
     regex_calls = 0
+    some = msgs[: max(count // 5, 1)]  # 20x slower: a fifth of the messages is plenty
     start = time.process_time()
-    for key, raw, body, headers in msgs:
+    for key, raw, body, headers in some:
         regex_calls += regex.dispatch(key, raw, headers)
-    results["hand-written: regex per binding, JSON body"] = (time.process_time() - start) / count * 1e6
-    if regex_calls != calls // 2:
+    results["hand-written: regex per binding, JSON body"] = (time.process_time() - start) / len(some) * 1e6
+    if regex_calls != len(some):
         raise RuntimeError(f"regex listener made {regex_calls} calls, tclisten {calls // 2}")
     return results

@@ -50,7 +50,7 @@ class Sizes:
     startup_rounds: int
 
 
-FULL = Sizes(dispatch_messages=20_000, dispatch_rounds=5, io_messages=4_000, io_rounds=3, rest_calls=1_000,
+FULL = Sizes(dispatch_messages=20_000, dispatch_rounds=4, io_messages=4_000, io_rounds=3, rest_calls=600,
              rest_rounds=5, overhead_messages=20_000, overhead_rounds=5, memory_messages=100_000,
              startup_rounds=15)
 QUICK = Sizes(dispatch_messages=300, dispatch_rounds=1, io_messages=100, io_rounds=1, rest_calls=20,
@@ -115,7 +115,7 @@ def bench_dispatch(sizes: Sizes) -> Section:
     try:
         dispatch.prepare(candidates, queues)
         for r in range(sizes.dispatch_rounds):
-            results = common.retrying(dispatch.run_round, rotate(candidates, r), queues, messages)
+            results = dispatch.run_round_robust(rotate(candidates, r), queues, messages)
             progress(f"dispatch round {r + 1}: " + ", ".join(
                 f"{c} {v['msg_per_s']:,.0f}" for c, v in results.items()) + " msg/s")
             per_round.append(results)
@@ -163,7 +163,7 @@ def bench_io_bound(sizes: Sizes) -> Section:
     try:
         dispatch.prepare(candidates, queues)
         for r in range(sizes.io_rounds):
-            results = common.retrying(dispatch.run_round, rotate(candidates, r), queues, messages,
+            results = dispatch.run_round_robust(rotate(candidates, r), queues, messages,
                                       prefetch=io_bound.PREFETCH, consumer_for=io_bound.consumer_for)
             progress(f"io_bound round {r + 1}: " + ", ".join(
                 f"{c} {v['msg_per_s']:,.0f}" for c, v in results.items()) + " msg/s")
@@ -252,7 +252,7 @@ def bench_memory(sizes: Sizes) -> Section:
     queues: dict[str, str] = {}
     try:
         dispatch.prepare(candidates, queues)
-        results = common.retrying(dispatch.run_round, list(candidates), queues, messages,
+        results = dispatch.run_round_robust(list(candidates), queues, messages,
                                   prefetch=memory.PREFETCH, timeout=900, consumer_for=memory.consumer_for)
         progress("memory: " + ", ".join(f"{c} growth {v['growth_mib']:.2f} MiB" for c, v in results.items()))
     finally:
