@@ -76,7 +76,8 @@ class Listener:
     (``pulse_username``/``pulse_password``/``pulse_host`` or ``PULSE_USERNAME``,
     ``PULSE_PASSWORD``, ``PULSE_HOST``; AMQP over TLS on 5671, certificate verified).
     ``taskcluster`` holds the options of the REST clients handlers get (``rootUrl``,
-    ``credentials``, ...; missing ones come from ``TASKCLUSTER_*``).
+    ``credentials``, ...; missing ones come from ``TASKCLUSTER_*``).  ``health_port``
+    serves ``/healthz`` and ``/metrics`` on 127.0.0.1 while the listener runs (0: any port).
     """
 
     def __init__(self, name: str, *, broker_url: str | None = None, pulse_username: str | None = None,
@@ -85,7 +86,7 @@ class Listener:
                  retry: RetryPolicy | Mapping[str, Any] | None = None, max_length: int | None = None,
                  overflow: str | None = None, expires: int | None = None, backlog_warning: int | None = None,
                  declare_exchanges: bool = False, heartbeat: int = 60, grace_period: float = 30.0,
-                 config: Mapping[str, Any] | None = None) -> None:
+                 health_port: int | None = None, config: Mapping[str, Any] | None = None) -> None:
         if not isinstance(name, str) or not _NAME.match(name) or "/retry/" in name or name.endswith("/parked"):
             raise ConfigError(f"listener name {name!r} must be words of letters, digits, '.', '_', '-' "
                               "separated by '/'")
@@ -95,6 +96,8 @@ class Listener:
         for option, value in (("max_length", max_length), ("expires", expires), ("backlog_warning", backlog_warning)):
             if value is not None:
                 _check_int(option, value, 1)
+        if health_port is not None:
+            _check_int("health_port", health_port, 0)
         if overflow is not None and overflow not in OVERFLOW_POLICIES:
             raise ConfigError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}")
         if prefetch < concurrency:
@@ -107,6 +110,7 @@ class Listener:
         self.grace_period = float(grace_period)
         self.declare_exchanges = declare_exchanges
         self.backlog_warning = backlog_warning
+        self.health_port = health_port
         self.config = dict(config or {})
         self._queue_arguments = {key: value for key, value in (
             ("x-max-length", max_length), ("x-overflow", overflow), ("x-expires", expires)) if value is not None}
@@ -118,6 +122,7 @@ class Listener:
         self._dispatcher: Dispatcher | None = None
         self._frozen = False
         self._consumer: Any = None
+        self._health: Any = None
         self._stop_requested = False
         self.stats = Stats()
 
@@ -266,12 +271,20 @@ class Listener:
             grace_period=self.grace_period, stats=self.stats, backlog_warning=self.backlog_warning)
         self._consumer.should_stop = self._stop_requested
         restore = self._install_signal_handlers()
+        health = None
+        if self.health_port is not None:
+            from .health import HealthServer
+
+            health = self._health = HealthServer(self, port=self.health_port).start()
+            logger.info("health and metrics on %s/healthz and /metrics", health.url)
         try:
             self._consumer.run()
         except HardStop:
             logger.warning("listener %s stopped at once; unacked messages stay with the broker", self.name)
         finally:
             restore()
+            if health is not None:
+                health.stop()
             self._consumer.connection.release()
             self._consumer = None
             self._stop_requested = False  # a later run() starts afresh

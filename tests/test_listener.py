@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 
@@ -270,3 +271,29 @@ def test_handler_calls_taskcluster_with_hawk_through_ctx(broker, make_listener):
         call = tc.calls_to("queue", "task")[0]
         assert call.args == {"taskId": task} and call.client_id == "reactor"
         assert token not in repr(app) and token not in repr(app.handlers[0].context)
+
+
+def test_health_endpoint_while_running(broker, make_listener):
+    import json
+    import urllib.request
+
+    app = make_listener(health_port=0)
+    seen = []
+    app.add_handler(lambda m, c: seen.append(m), events(broker).taskCompleted, name="h")
+    app.declare()
+    broker.publish("task-completed", task_key(slug(), GROUP), task_status("t", GROUP))
+    answers = []
+
+    def probe() -> bool:
+        if not seen or app.stats.acked < 1:
+            return False
+        port = app._health.port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as reply:
+            answers.append((reply.status, json.load(reply)))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as reply:
+            answers.append(reply.read().decode())
+        return True
+
+    run_listener(app, probe)
+    assert answers[0][0] == 200
+    assert re.search(r"^tclisten_messages_received_total({[^}]*})? 1(\.0)?$", answers[1], re.M)
