@@ -14,7 +14,7 @@
     prefetch: 200
     concurrency: 4
     max_length: 20000                      # also: overflow, expires, backlog_warning,
-    retry: {max_attempts: 5, delay: 2}     # declare_exchanges, heartbeat, grace_period
+    retry: {max_attempts: 5, delay: 2}     # declare_exchanges, heartbeat, grace_period, health_port
     logging: {level: INFO}
     config: {notify_channel: "#ci"}        # given to handlers as ctx.config
     bindings:
@@ -105,6 +105,7 @@ class ListenerConfig:
     declare_exchanges: bool | None = None
     heartbeat: int | None = None
     grace_period: float | None = None
+    health_port: int | None = None
     log_level: str | None = None
     log_format: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold secrets
@@ -124,7 +125,7 @@ class ListenerConfig:
 
 _LISTENER_OPTIONS = ("broker_url", "pulse_username", "pulse_password", "pulse_host", "taskcluster",
                      "prefetch", "concurrency", "retry", "max_length", "overflow", "expires",
-                     "backlog_warning", "declare_exchanges", "heartbeat", "grace_period")
+                     "backlog_warning", "declare_exchanges", "heartbeat", "grace_period", "health_port")
 
 
 # --------------------------------------------------------------------------- YAML with lines
@@ -322,9 +323,9 @@ def _plain(value: Any) -> Any:
 
 _TOP_KEYS = ("name", "broker_url", "pulse", "taskcluster", "prefetch", "concurrency", "retry",
              "max_length", "overflow", "expires", "backlog_warning", "declare_exchanges",
-             "heartbeat", "grace_period", "logging", "config", "bindings")
+             "heartbeat", "grace_period", "health_port", "logging", "config", "bindings")
 _INT_OPTIONS = {"prefetch": 1, "concurrency": 0, "max_length": 1, "expires": 1,
-                "backlog_warning": 1, "heartbeat": 0}
+                "backlog_warning": 1, "heartbeat": 0, "health_port": 0}
 
 
 def _taskcluster(r: _Reader, tc: _Mapping) -> dict:

@@ -328,3 +328,12 @@ def test_module_docstring_example_is_a_valid_file(tmp_path):
         "TASKCLUSTER_ACCESS_TOKEN": "t"})
     assert cfg.name == "ci-reactor" and len(cfg.bindings) == 2
     assert cfg.taskcluster["rootUrl"] == "https://tc.example.com"
+
+
+def test_health_port_reaches_the_listener(tmp_path):
+    from tclisten.config import build_listener, load_config
+
+    path = tmp_path / "listener.yaml"
+    path.write_text("name: healthy\nbroker_url: amqp://guest:guest@127.0.0.1:5672//\nhealth_port: 9464\n"
+                    "bindings:\n  - exchange: QueueEvents.taskFailed\n    handler: json:dumps\n")
+    assert build_listener(load_config(path)).health_port == 9464
