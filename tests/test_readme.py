@@ -54,3 +54,17 @@ def test_generated_reference_matches_the_bundled_references():
     text = (ROOT / "README.md").read_text()
     section = text.split(BEGIN, 1)[1].split(END, 1)[0]
     assert section == "\n" + reference_markdown(), "run: python -m tclisten.docs README.md"
+
+
+def test_readme_test_kit_example_runs():
+    block = next(b for b in python_blocks() if "ListenerTestKit" in b)
+    exec(compile(block, "README.md", "exec"), {})
+
+
+def test_readme_yaml_example_is_the_shipped_example():
+    import yaml
+
+    text = (ROOT / "README.md").read_text()
+    shown = yaml.safe_load(re.search(r"```yaml\n(.*?)```", text, re.S).group(1))
+    shipped = yaml.safe_load((ROOT / "examples" / "listener.yaml").read_text())
+    assert shown["bindings"] == shipped["bindings"] and shown["name"] == shipped["name"]
