@@ -84,7 +84,18 @@ def test_long_handler_keeps_the_connection_alive_with_a_short_heartbeat(broker):
     assert broker.count(app.queue_name) == 0
 
 
-def test_handlers_run_in_a_bounded_pool_and_prefetch_reaches_the_broker(broker):
+def test_handlers_run_in_a_bounded_pool_and_prefetch_reaches_the_broker(broker, monkeypatch):
+    from kombu.message import Message
+
+    settled_on = set()  # the threads that acked or rejected (a spy: the real methods still run)
+    for method in ("ack", "reject"):
+        real = getattr(Message, method)
+
+        def spy(self, *args, _real=real, **kwargs):
+            settled_on.add(threading.current_thread().name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Message, method, spy)
     app = make_listener(broker, concurrency=3, prefetch=10)
     lock = threading.Lock()
     active = [0]
@@ -121,6 +132,7 @@ def test_handlers_run_in_a_bounded_pool_and_prefetch_reaches_the_broker(broker):
     run_listener(app, until, timeout=30)
     assert sorted(done) == sorted(tasks)
     assert peak[0] == 3 and len(threads) == 3 and all(t.startswith("tclisten-worker-") for t in threads)
+    assert len(settled_on) == 1 and not settled_on & threads  # kombu channels are not thread-safe
     assert app.stats.acked == len(tasks) and broker.count(app.queue_name) == 0
 
 
@@ -146,7 +158,7 @@ def test_listener_holds_one_connection_to_the_broker(broker, proxy):
 
 # -- 2. connection faults ----------------------------------------------------------------------
 
-def test_connection_cuts_mid_stream_lose_nothing(broker, proxy):
+def test_connection_cuts_mid_stream_lose_nothing(broker, proxy, caplog):
     """10,000 messages; the proxy cuts the connection four times mid-stream (once refusing
     reconnections for a while): the listener reconnects, re-declares and resumes."""
     total = 10_000
@@ -200,6 +212,8 @@ def test_connection_cuts_mid_stream_lose_nothing(broker, proxy):
     assert result.duplicates <= prefetch * len(faults)
     assert result.duplicates_not_redelivered == 0
     assert app.stats.reconnects >= len(faults) and proxy.refused >= 1  # more if the broker restarted too
+    backoff = [r.getMessage() for r in caplog.records if r.getMessage().startswith("broker connection failed")]
+    assert backoff and "retrying in 2.0 s" in backoff[0]  # refused while cut: it waited, then tried again
     assert broker.count(app.queue_name) == 0  # everything was acked before the listener stopped
 
 
