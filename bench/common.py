@@ -394,4 +394,21 @@ def machine_info() -> dict[str, str]:
     }
     for dist in ("kombu", "amqp", "requests", "mohawk", "taskcluster"):
         info[dist] = version_of(dist)
+    info["tclisten"] = tclisten_revision()
     return info
+
+
+def tclisten_revision() -> str:
+    """The commit of the working tree measured (``+ uncommitted changes`` when dirty)."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tclisten"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not rev:
+        return "unknown (not a git checkout)"
+    return f"git {rev}" + (" + uncommitted changes in tclisten/" if dirty else "")
