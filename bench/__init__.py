@@ -1,0 +1,1 @@
+"""tclisten benchmarks: run ``python bench/run.py`` (see run.py); results in RESULTS.md."""
