@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import _thread
 import logging
 import os
 import re
@@ -308,6 +309,9 @@ class Listener:
             self.stop()
 
         previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if self._consumer is not None:
+            # a handler on this thread outlasting the grace period: act as a second signal
+            self._consumer.on_grace_expired = lambda: _thread.interrupt_main(signal.SIGTERM)
 
         def restore() -> None:
             for sig, old in previous.items():

@@ -11,6 +11,13 @@ must do three things kombu's does not:
   which halves the broker's work per message;
 - poll quickly while handlers are in flight, so their acks are not held back by an idle
   socket, and stop gracefully (in-flight handlers finish within a grace period).
+
+With ``concurrency`` 1 (the default) handlers run on the connection's own thread: handing
+each message to a worker thread costs more than a trivial handler (bench/RESULTS.md).  A
+:class:`_HeartbeatGuard` then keeps the connection alive while a handler runs long: it sends
+heartbeat frames from its own thread, only while the connection's thread is inside a handler
+and so not touching the socket.  With ``concurrency`` N > 1 a pool of N worker threads runs
+handlers, and the connection's thread does all the I/O.
 """
 
 from __future__ import annotations
@@ -43,13 +50,60 @@ class HardStop(BaseException):
 class _Delivery:
     """One message between its arrival and its ack."""
 
-    __slots__ = ("message", "generation", "outcome", "done")
+    __slots__ = ("message", "generation", "outcome", "done", "seconds")
 
     def __init__(self, message: Any, generation: int) -> None:
         self.message = message  # the kombu message (delivery tag, body, headers)
         self.generation = generation
         self.outcome: Outcome | None = None
         self.done = False
+        self.seconds = 0.0  # time spent in handlers
+
+
+class _HeartbeatGuard:
+    """Sends AMQP heartbeats while a handler runs on the connection's thread.
+
+    The connection's thread holds ``lock`` whenever it may touch the socket and lets go of
+    it only around handler calls (``enter``/``leave``); this thread sends a heartbeat frame
+    only while it holds the lock, so the two never use the socket at once.  When a stop was
+    asked for and the grace period is over while a handler still runs, ``on_grace_expired``
+    is called (the listener then stops at once, as on a second signal).
+    """
+
+    def __init__(self, send: Callable[[], None], interval: float, consumer: "ListenerConsumer") -> None:
+        self._send = send
+        self._interval = interval
+        self._consumer = consumer
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self._busy = False
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tclisten-heartbeat", daemon=True)
+        self._thread.start()
+
+    def enter(self) -> None:
+        self._busy = True
+        self.lock.release()
+
+    def leave(self) -> None:
+        self.lock.acquire()
+        self._busy = False
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _run(self) -> None:
+        while not self._closed.wait(self._interval):
+            if not self._busy or not self.lock.acquire(blocking=False):
+                continue
+            try:
+                if self._busy and not self._closed.is_set():
+                    self._send()
+            except Exception:  # the connection is failing: the loop will see it
+                logger.debug("heartbeat while a handler runs failed", exc_info=True)
+            finally:
+                self.lock.release()
+            self._consumer._check_grace()
 
 
 class ListenerConsumer(ConsumerMixin):
@@ -73,6 +127,10 @@ class ListenerConsumer(ConsumerMixin):
         self.backlog_interval = backlog_interval
         self._next_backlog_check = 0.0
         self._channel: Any = None
+        self.inline = concurrency <= 1
+        self.on_grace_expired: Callable[[], None] | None = None
+        self._stop_at: float | None = None
+        self._guard: _HeartbeatGuard | None = None
         self.should_stop = False
         # Ack at least twice per prefetch window, so the broker never waits for us.
         self.ack_batch = max(1, min(500, prefetch // 2))
@@ -86,13 +144,32 @@ class ListenerConsumer(ConsumerMixin):
         self._ackable = 0  # finished deliveries at the head of _inflight not yet acked
         self._last_done: _Delivery | None = None
 
+    @property
+    def should_stop(self) -> bool:
+        return self._should_stop
+
+    @should_stop.setter
+    def should_stop(self, value: bool) -> None:
+        self._should_stop = value
+        if value and self._stop_at is None:
+            self._stop_at = time.monotonic() + self.grace_period
+
+    def _check_grace(self) -> None:
+        if (self._stop_at is not None and time.monotonic() > self._stop_at
+                and self.on_grace_expired is not None):
+            logger.warning("grace period over with a handler still running: stopping at once")
+            callback, self.on_grace_expired = self.on_grace_expired, None
+            callback()
+
     # -- kombu hooks ------------------------------------------------------------------
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list:
-        return [Consumer(queues=[self.main_queue], on_message=self._on_message,
-                         prefetch_count=self.prefetch, no_ack=False)]
+        """Prepare everything a delivery needs, then consume.
 
-    def on_consume_ready(self, connection: Any, channel: Any, consumers: list, **kwargs: Any) -> None:
+        Done here, before ``basic_consume``, because any synchronous call on the connection
+        (a declare, opening a channel) dispatches deliveries that arrive meanwhile."""
+        connection = channel.connection.client
+        self.on_consume_end(connection, channel)  # a guard left by a failed start
         self._generation += 1
         self._inflight.clear()
         self._ackable = 0
@@ -103,11 +180,24 @@ class ListenerConsumer(ConsumerMixin):
         self._producer = Producer(connection.channel(), exchange=self.topology.exchange)
         self._channel = channel
         self._next_backlog_check = 0.0
+        raw = connection.connection
+        beat = getattr(raw, "heartbeat", 0) or connection.heartbeat or 0
+        if self.inline and beat and hasattr(raw, "send_heartbeat"):
+            self._guard = _HeartbeatGuard(raw.send_heartbeat, max(0.5, beat / 4), self)
         self.stats.connected()
+        return [Consumer(queues=[self.main_queue], on_message=self._on_message,
+                         prefetch_count=self.prefetch, no_ack=False)]
+
+    def on_consume_ready(self, connection: Any, channel: Any, consumers: list, **kwargs: Any) -> None:
         if self.on_ready is not None:
             self.on_ready(channel)
         logger.info("consuming %s (prefetch %d, concurrency %d)", self.topology.queue_name, self.prefetch,
                     self.concurrency)
+
+    def on_consume_end(self, connection: Any, channel: Any) -> None:
+        if self._guard is not None:
+            self._guard.close()
+            self._guard = None
 
     def on_connection_error(self, exc: Exception, interval: float) -> None:
         self.stats.connected_now = False
@@ -167,10 +257,24 @@ class ListenerConsumer(ConsumerMixin):
         stats = self.stats
         stats.received += 1
         stats.last_delivery = time.time()
-        if self.concurrency:
+        if not self.inline:
             self._work.put(delivery)
-        else:
+            return
+        guard = self._guard
+        if guard is None:
             self._handle(delivery)
+        else:
+            guard.enter()
+            try:
+                self._handle(delivery)
+            finally:
+                guard.leave()
+        if delivery.outcome.ok:  # the common case, settled here without a queue
+            stats.observe(delivery.seconds)
+            delivery.done = True
+            self._advance()
+        else:
+            self._finished.put(delivery)  # retries and parking publish: not inside a callback
 
     def _handle(self, delivery: _Delivery) -> None:
         """Run the handlers of one delivery (on a worker thread, or inline)."""
@@ -180,8 +284,7 @@ class ListenerConsumer(ConsumerMixin):
         delivery.outcome = self.dispatcher.dispatch(info.get("exchange", ""), info.get("routing_key", ""),
                                                     message.body, message.headers,
                                                     redelivered=bool(info.get("redelivered")))
-        self.stats.observe(time.perf_counter() - started)
-        self._finished.put(delivery)
+        delivery.seconds = time.perf_counter() - started
 
     # -- settling ---------------------------------------------------------------------
 
@@ -192,18 +295,22 @@ class ListenerConsumer(ConsumerMixin):
             delivery = finished.get()
             if delivery.generation != self._generation:
                 continue  # its channel is gone; the broker redelivers it
+            self.stats.observe(delivery.seconds)
             self._conclude(delivery)
             delivery.done = True
+        self._advance()
+
+    def _advance(self) -> None:
+        """Move the finished head of the window to the ack batch; flush a full batch."""
         inflight = self._inflight
         while inflight and inflight[0].done:
             head = inflight.popleft()
-            self._ackable += 1
             if self._ack_each:
                 head.message.ack()
                 self.stats.acked += 1
-                self._ackable = 0
             else:
                 self._last_done = head
+                self._ackable += 1
         if self._ackable >= self.ack_batch:
             self._flush_acks()
 
@@ -277,6 +384,8 @@ class ListenerConsumer(ConsumerMixin):
     # -- workers and stopping -------------------------------------------------------------
 
     def _start_workers(self) -> None:
+        if self.inline:
+            return
         for index in range(self.concurrency):
             worker = threading.Thread(target=self._work_loop, name=f"tclisten-worker-{index}", daemon=True)
             worker.start()
@@ -291,6 +400,7 @@ class ListenerConsumer(ConsumerMixin):
             if delivery.generation != self._generation:
                 continue  # delivered on a connection since lost: the broker delivers it again
             self._handle(delivery)
+            self._finished.put(delivery)
 
     def _stop_workers(self) -> None:
         for _ in self._workers:
@@ -328,7 +438,7 @@ class ListenerConsumer(ConsumerMixin):
             except Exception:  # the connection may already be gone
                 logger.debug("cancel failed", exc_info=True)
         self._return_unstarted()
-        deadline = time.monotonic() + self.grace_period
+        deadline = self._stop_at or time.monotonic() + self.grace_period
         while self._inflight and time.monotonic() < deadline:
             self._settle()
             if not self._inflight:

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -16,8 +15,7 @@ __all__ = ["Stats"]
 
 
 class Stats:
-    """What the listener did; plain attributes updated on the connection's thread, except
-    handler latency, which worker threads report under a lock."""
+    """What the listener did; plain attributes, all updated on the connection's thread."""
 
     def __init__(self) -> None:
         self.started = time.time()
@@ -33,7 +31,6 @@ class Stats:
         self.last_delivery: float | None = None  # time.time() of the latest delivery
         self.last_ack: float | None = None
         self.backlog: int | None = None  # messages ready in the queue, at the last check
-        self._lock = threading.Lock()
 
     def count(self, name: str, amount: int = 1) -> None:
         setattr(self, name, getattr(self, name) + amount)
@@ -56,9 +53,9 @@ class Stats:
         return True, "consuming"
 
     def observe(self, seconds: float) -> None:
-        with self._lock:
-            self.handler_calls += 1
-            self.handler_seconds += seconds
+        """One delivery's time in handlers (called on the connection's thread only)."""
+        self.handler_calls += 1
+        self.handler_seconds += seconds
 
     def snapshot(self) -> dict[str, Any]:
         return {

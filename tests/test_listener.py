@@ -297,3 +297,23 @@ def test_health_endpoint_while_running(broker, make_listener):
     run_listener(app, probe)
     assert answers[0][0] == 200
     assert re.search(r"^tclisten_messages_received_total({[^}]*})? 1(\.0)?$", answers[1], re.M)
+
+
+def test_a_long_handler_on_the_connection_thread_keeps_the_connection(broker, make_listener):
+    """concurrency=1 runs handlers on the connection's thread; the heartbeat guard keeps the
+    connection alive through a handler three times longer than the heartbeat interval."""
+    app = make_listener(heartbeat=2, concurrency=1, prefetch=4)
+    assert app.concurrency == 1
+    done = []
+
+    @app.on(events(broker).taskCompleted)
+    def slow(message, ctx):
+        import time
+        time.sleep(6)
+        done.append(message.redelivered)
+
+    app.declare()
+    broker.publish("task-completed", task_key(slug(), GROUP), task_status("t", GROUP))
+    run_listener(app, lambda: done and app.stats.acked == 1, timeout=30)
+    assert done == [False] and app.stats.reconnects == 0
+    assert broker.count(app.queue_name) == 0
