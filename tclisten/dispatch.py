@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .matching import TopicMatcher
@@ -59,25 +59,39 @@ class Handler:
         return f"<Handler {self.name}>"
 
 
-@dataclass
 class Outcome:
     """What happened to one delivery.
 
     ``park_reason`` is set when the message cannot be handled at all (undecodable body, no
-    binding explains it); ``failed`` lists the handlers that raised, with the error text.
-    A message is finished (ackable) when both are empty, or once it has been re-published
-    for a retry or parked.
+    binding explains it); ``failed`` lists the handlers that raised, with the error text;
+    ``handlers`` are the handlers that were called.  A message is finished (ackable) when
+    ``ok``, or once it has been re-published for a retry or parked.
     """
 
-    message: Message | None = None
-    handled: tuple[str, ...] = ()
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    park_reason: str | None = None
-    cc: tuple[str, ...] = ()
+    __slots__ = ("message", "handlers", "failed", "park_reason", "cc")
+
+    def __init__(self, message: Message | None = None, handlers: tuple[Handler, ...] = (),
+                 failed: list[tuple[str, str]] | None = None, park_reason: str | None = None,
+                 cc: tuple[str, ...] = ()) -> None:
+        self.message = message
+        self.handlers = handlers
+        self.failed = failed  # None while nothing failed: the common case allocates nothing
+        self.park_reason = park_reason
+        self.cc = cc
 
     @property
     def ok(self) -> bool:
-        return not self.failed and self.park_reason is None
+        return self.failed is None and self.park_reason is None
+
+    @property
+    def handled(self) -> tuple[str, ...]:
+        """The names of the handlers that succeeded."""
+        failed = {name for name, _ in self.failed or ()}
+        return tuple(h.name for h in self.handlers if h.name not in failed)
+
+    def __repr__(self) -> str:
+        state = "ok" if self.ok else (f"parked: {self.park_reason}" if self.park_reason else f"failed: {self.failed}")
+        return f"<Outcome {state}>"
 
 
 def _text(value: Any) -> str:
@@ -93,7 +107,10 @@ def cc_keys(headers: Mapping[str, Any] | None) -> tuple[str, ...]:
         return ()
     if isinstance(cc, (str, bytes)):
         return (_text(cc),)
-    return tuple(_text(key) for key in cc)
+    keys = tuple(cc)
+    if type(keys[0]) is str:  # py-amqp hands text: the common case costs one tuple
+        return keys
+    return tuple(_text(key) for key in keys)
 
 
 def error_text(exc: BaseException, limit: int = 2000) -> str:
@@ -167,19 +184,16 @@ class Dispatcher:
         else:
             decoded = body  # already decoded (replay, tests)
 
-        routes = tuple(key[6:] for key in cc if key.startswith("route."))
-        message = Message(exchange, routing_key, decoded, routes=routes, redelivered=redelivered,
+        message = Message(exchange, routing_key, decoded, cc=cc, redelivered=redelivered,
                           attempt=attempt, headers=headers, parse=self._parsers.get(exchange))
-        outcome = Outcome(message=message, cc=cc)
-        done = []
+        outcome = Outcome(message, handlers, cc=cc)
         for handler in handlers:
             try:
                 handler.fn(message, handler.context)
             except Exception as exc:  # a handler's failure must never reach the loop
                 logger.warning("handler %s failed on %s %s (attempt %d): %s", handler.name, exchange,
                                routing_key, attempt, error_text(exc, 500))
+                if outcome.failed is None:
+                    outcome.failed = []
                 outcome.failed.append((handler.name, error_text(exc)))
-            else:
-                done.append(handler.name)
-        outcome.handled = tuple(done)
         return outcome

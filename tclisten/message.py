@@ -2,7 +2,7 @@
 
 >>> from tclisten.message import Message
 >>> msg = Message("exchange/taskcluster-queue/v1/task-completed", "primary.abc.0", {"version": 1},
-...               routes=("index.project.x",))
+...               cc=("route.index.project.x",))
 >>> msg.body["version"], msg.routes
 (1, ('index.project.x',))
 """
@@ -53,27 +53,33 @@ class Message:
     """One delivery, as handlers see it.
 
     Attributes: ``exchange``, ``routing_key`` (the primary key, as published), ``body`` (the
-    decoded JSON), ``routes`` (the task's CC routes without the ``route.`` prefix),
+    decoded JSON), ``cc`` (the extra routing keys), ``routes`` (the task's CC routes without
+    the ``route.`` prefix),
     ``redelivered`` (the broker delivered it before), ``attempt`` (1 on first handling, then
     2, 3, ... on tclisten's own retries), ``headers`` (the AMQP headers), and ``routing``,
     the routing key parsed into named words (computed on first use).
     """
 
-    __slots__ = ("exchange", "routing_key", "body", "routes", "redelivered", "attempt", "headers",
+    __slots__ = ("exchange", "routing_key", "body", "cc", "redelivered", "attempt", "headers",
                  "_parse", "_routing")
 
-    def __init__(self, exchange: str, routing_key: str, body: Any, *, routes: tuple[str, ...] = (),
+    def __init__(self, exchange: str, routing_key: str, body: Any, *, cc: tuple[str, ...] = (),
                  redelivered: bool = False, attempt: int = 1, headers: Mapping[str, Any] | None = None,
                  parse: Callable[[str], Mapping[str, str]] | None = None) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
         self.body = body
-        self.routes = routes
+        self.cc = cc
         self.redelivered = redelivered
         self.attempt = attempt
         self.headers = headers if headers is not None else {}
         self._parse = parse
         self._routing: Routing | None = None
+
+    @property
+    def routes(self) -> tuple[str, ...]:
+        """The task's routes: the message's CC keys without their ``route.`` prefix."""
+        return tuple(key[6:] for key in self.cc if key.startswith("route."))
 
     @property
     def routing(self) -> Routing:

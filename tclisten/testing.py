@@ -376,7 +376,7 @@ class ListenerTestKit:
     @property
     def failures(self) -> list[Failure]:
         """Every handler call that raised, in order, with the error text."""
-        return [Failure(name, o.message, error) for o in self.outcomes for name, error in o.failed]
+        return [Failure(name, o.message, error) for o in self.outcomes for name, error in o.failed or ()]
 
     def handled_by(self, handler: Any) -> list[Any]:
         """The messages one handler (its function or its name) handled successfully."""
