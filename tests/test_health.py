@@ -211,7 +211,7 @@ def test_health_server_rejects_bad_options():
 def test_health_of_a_running_listener_follows_consumption(broker):
     """Live: 200 while consuming, 503 when messages wait and nothing is acked for the stall
     window, 200 again once acks flow, 503 after the listener stops."""
-    app = make_listener(broker, prefetch=2, concurrency=1)
+    app = make_listener(broker, prefetch=2, concurrency=2)
     gate = threading.Event()
     done = []
 
@@ -318,7 +318,7 @@ def test_backlog_warning_is_logged_every_interval(broker, caplog):
     stats = Stats()
     conn = app.connection()
     consumer = ListenerConsumer(conn, dispatcher=app.dispatcher, topology=app.topology, main_queue=app.queue,
-                                policy=app.retry, prefetch=5, concurrency=1, grace_period=0.1, stats=stats,
+                                policy=app.retry, prefetch=5, concurrency=2, grace_period=0.1, stats=stats,
                                 backlog_warning=10, backlog_interval=0.2)
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
@@ -336,7 +336,7 @@ def test_backlog_warning_is_logged_every_interval(broker, caplog):
 
 
 def test_listener_warns_about_the_backlog_when_it_connects(broker, caplog):
-    app = make_listener(broker, backlog_warning=5, prefetch=2, concurrency=1)
+    app = make_listener(broker, backlog_warning=5, prefetch=2, concurrency=2)
     seen = []
     gate = threading.Event()
 
