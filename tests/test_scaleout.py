@@ -89,9 +89,12 @@ def test_a_process_killed_mid_stream_loses_nothing(broker, three):
     records = read_records(*(p.out for p in processes.all))
     result = tally(tasks, [(r.task_id, r.redelivered) for r in records])
     print(f"\nSCALEOUT {result.line('3 processes, one SIGKILLed')} killed_after={at_kill} "
-          f"killed_handled={len(victim.records())}")
+          f"killed_handled={len(victim.records())} redelivered_to_others="
+          f"{sum(r.redelivered for r in records if r.pid != victim.pid)}")
     assert result.lost == 0
     assert result.duplicates <= PREFETCH  # at most the killed process's unacked window
+    redelivered = sum(r.redelivered for r in records if r.pid != victim.pid)
+    assert redelivered >= 1  # the killed process held unacked messages: the others got them back
     assert result.duplicates_not_redelivered == 0
     counts = Counter(r.task_id for r in records)
     duplicated = {task for task, n in counts.items() if n > 1}
