@@ -355,3 +355,43 @@ def test_listener_warns_about_the_backlog_when_it_connects(broker, caplog):
         gate.set()
         wait_until(lambda: len(seen) == 12, 20, "every message")
     assert app.stats.backlog >= 10  # 12 less at most the prefetched two
+
+
+# -- Listener(health_port=...) ----------------------------------------------------------------------
+
+def test_listener_serves_health_and_metrics_while_it_runs(broker):
+    app = make_listener(broker, health_port=0, concurrency=2, prefetch=4)
+    seen = []
+    app.add_handler(lambda m, c: seen.append(m), events(broker).taskCompleted, name="h")
+    app.declare()
+    for _ in range(3):
+        broker.publish("task-completed", task_key(slug(), GROUP), task_status("t", GROUP))
+    with Running(app) as running:
+        wait_until(lambda: running.check() or len(seen) == 3 and app.stats.acked == 3, 20, "three messages acked")
+        url = app._health.url  # port 0: the one the OS chose
+        status, _, body = get(url + "/healthz")
+        assert status == 200 and json.loads(body)["listener"] == app.name
+        samples = parse_exposition(get(url + "/metrics")[2].decode())
+        assert samples[f'tclisten_messages_acked_total{{listener="{app.name}"}}'] == 3
+    with pytest.raises(OSError):  # stopped with the listener
+        urllib.request.urlopen(url + "/healthz", timeout=2)
+
+
+@pytest.mark.xfail(reason="Listener.run() starts the HealthServer after installing its signal handlers and "
+                          "outside the try/finally that restores them: start it inside the try (or before "
+                          "_install_signal_handlers)", strict=True)
+def test_health_port_in_use_is_a_clear_error_that_leaves_the_signal_handlers_alone(broker):
+    import signal
+
+    with HealthServer(Stats(), prometheus=False) as busy:
+        app = make_listener(broker, health_port=busy.port)
+        app.add_handler(lambda m, c: None, events(broker).taskCompleted, name="h")
+        before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with pytest.raises(ConfigError, match="cannot serve health"):
+                app.run()  # in the main thread, where run() installs its signal handlers
+            after = {sig: signal.getsignal(sig) for sig in before}
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+    assert after == before
