@@ -180,7 +180,14 @@ def _prometheus_client() -> Any:
 def register_collector(source: Any, registry: Any = None, *,
                        stall_after: float = DEFAULT_STALL_AFTER) -> StatsCollector:
     """Register a :class:`StatsCollector` of ``source`` (a Listener or Stats) with a
-    ``prometheus_client`` registry (its default registry when None)."""
+    ``prometheus_client`` registry (its default registry when None), for applications that
+    already serve their own metrics.  One collector per listener and registry (the metric
+    names are fixed, so a second listener needs a registry of its own).
+
+    >>> from prometheus_client import start_http_server      # doctest: +SKIP
+    >>> register_collector(app)                               # doctest: +SKIP
+    >>> start_http_server(9464)                               # doctest: +SKIP
+    """
     client = _prometheus_client()
     if client is None:
         raise ConfigError("register_collector needs prometheus-client: pip install 'tclisten[prometheus]'")
