@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import time
 import traceback
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             common.delete_exchange()
         except Exception:
             logger.warning("could not delete %s", common.EXCHANGE, exc_info=True)
-    info["load average at end"] = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
+    info["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     seconds = time.perf_counter() - started
 
     output.parent.mkdir(parents=True, exist_ok=True)
