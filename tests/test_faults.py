@@ -262,8 +262,9 @@ def test_queue_deleted_under_the_listener_is_declared_again_with_its_bindings(br
         wait_until(lambda: running.check() or app.stats.connected_now, 20, "the listener to consume")
         with broker.conn.channel() as channel:
             channel.queue_delete(app.queue_name)  # the broker cancels the consumer
-        wait_until(lambda: running.check() or app.stats.reconnects == 1 and app.stats.connected_now, 20,
+        wait_until(lambda: running.check() or app.stats.reconnects >= 1 and app.stats.connected_now, 20,
                    "the listener to come back after the deletion")
+        before_cut = app.stats.reconnects
         proxy.refuse(True)
         proxy.cut()
         with broker.conn.channel() as channel:
@@ -271,7 +272,7 @@ def test_queue_deleted_under_the_listener_is_declared_again_with_its_bindings(br
             for name in side:
                 channel.queue_delete(name)
         proxy.refuse(False)
-        wait_until(lambda: running.check() or app.stats.reconnects == 2 and app.stats.connected_now, 20,
+        wait_until(lambda: running.check() or app.stats.reconnects > before_cut and app.stats.connected_now, 20,
                    "the listener to reconnect")
         task = slug()
         broker.publish("task-completed", task_key(task, GROUP), task_status(task, GROUP))
@@ -279,7 +280,7 @@ def test_queue_deleted_under_the_listener_is_declared_again_with_its_bindings(br
         for name in side:
             with broker.conn.channel() as channel:
                 channel.queue_declare(name, passive=True)  # raises if it was not declared again
-    assert seen == [task] and app.stats.reconnects == 2
+    assert set(seen) == {task} and app.stats.reconnects >= 2
 
 
 def test_stop_after_a_reconnect_with_deliveries_still_waiting_for_a_worker(broker, proxy):
