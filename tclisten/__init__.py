@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "Routing": "message",
     "Context": "context",
     "TopicMatcher": "matching",
+    "HealthServer": "health",
     # REST clients
     "BaseClient": "client",
     "client_class": "client",

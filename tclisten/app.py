@@ -273,12 +273,11 @@ class Listener:
         self._consumer.should_stop = self._stop_requested
         restore = self._install_signal_handlers()
         health = None
-        if self.health_port is not None:
-            from .health import HealthServer
-
-            health = self._health = HealthServer(self, port=self.health_port).start()
-            logger.info("health and metrics on %s/healthz and /metrics", health.url)
         try:
+            if self.health_port is not None:
+                from .health import HealthServer
+
+                health = self._health = HealthServer(self, port=self.health_port).start()
             self._consumer.run()
         except HardStop:
             logger.warning("listener %s stopped at once; unacked messages stay with the broker", self.name)

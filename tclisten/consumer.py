@@ -227,11 +227,15 @@ class ListenerConsumer(ConsumerMixin):
                 **kwargs: Any):
         with self.consumer_context(**kwargs) as (conn, channel, consumers):
             next_beat = 0.0
+            # py-amqp restarts its wait on every frame, the broker's heartbeats included
+            # (every heartbeat/2 s): an idle wait must be shorter than that to ever time out.
+            beat = getattr(conn.connection, "heartbeat", 0) or 0
+            idle_wait = min(safety_interval, beat / 4) if beat else safety_interval
             while not self.should_stop:
                 self._settle()
                 busy = bool(self._inflight)
                 try:
-                    conn.drain_events(timeout=0.01 if busy else safety_interval)
+                    conn.drain_events(timeout=0.01 if busy else idle_wait)
                 except socket.timeout:
                     self._flush_acks()
                     conn.heartbeat_check()

@@ -62,14 +62,6 @@ def report(scenario: str, result, **extra) -> None:
 
 # -- 1. concurrency --------------------------------------------------------------------------
 
-IDLE_HEARTBEAT_BUG = pytest.mark.xfail(
-    reason="ListenerConsumer.consume waits up to safety_interval (1 s) in drain_events when idle, but py-amqp's "
-           "drain_events only returns on a timeout or a method frame and the broker's heartbeat frames (every "
-           "heartbeat/2 = 1 s) restart the wait: no heartbeat_check, no ack flush, the broker drops the connection. "
-           "Fix: wait min(safety_interval, conn.connection.heartbeat / 4) when idle", strict=False)
-
-
-@pytest.mark.xfail(reason=IDLE_HEARTBEAT_BUG.kwargs["reason"], strict=True)
 def test_idle_listener_keeps_a_short_heartbeat_connection(broker):
     """Nothing to do for several heartbeat intervals: the connection must still be there.
     (heartbeat=1: the broker's frames come every 0.5 s, always within the idle loop's wait.)"""
@@ -86,7 +78,6 @@ def test_idle_listener_keeps_a_short_heartbeat_connection(broker):
     assert handled == [task] and app.stats.reconnects == 0
 
 
-@IDLE_HEARTBEAT_BUG
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_long_handler_keeps_the_connection_alive_with_a_short_heartbeat(broker, concurrency):
     """A handler busy for three heartbeat intervals: the connection keeps beating, nothing

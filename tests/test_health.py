@@ -378,9 +378,6 @@ def test_listener_serves_health_and_metrics_while_it_runs(broker):
         urllib.request.urlopen(url + "/healthz", timeout=2)
 
 
-@pytest.mark.xfail(reason="Listener.run() starts the HealthServer after installing its signal handlers and "
-                          "outside the try/finally that restores them: start it inside the try (or before "
-                          "_install_signal_handlers)", strict=True)
 def test_health_port_in_use_is_a_clear_error_that_leaves_the_signal_handlers_alone(broker):
     import signal
 
