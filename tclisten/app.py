@@ -23,7 +23,6 @@ import signal
 import ssl
 import sys
 import threading
-import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TypeVar

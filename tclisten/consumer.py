@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 from kombu import Producer
 from kombu.mixins import ConsumerMixin
 
-from .dispatch import HEADER, Dispatcher, Outcome, cc_keys
+from .dispatch import HEADER, Dispatcher, Outcome
 from .retry import DUE, PARKED, RetryPolicy, Topology
 from .stats import Stats
 

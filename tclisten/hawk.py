@@ -17,36 +17,16 @@ HawkAuth(client_id='my-client')
 
 from __future__ import annotations
 
-import base64
-import json
 import time
-from typing import Any, Sequence
 
 import mohawk
 import mohawk.base
 import mohawk.bewit
 import requests.auth
 
+from .credentials import make_ext  # the ext format lives with the credentials it carries
+
 __all__ = ["HawkAuth", "bewit", "make_ext", "sign_url"]
-
-
-def make_ext(certificate: dict | None = None, authorized_scopes: Sequence[str] | None = None) -> str | None:
-    """The Hawk ``ext`` for a certificate and/or authorized scopes; None when neither is set.
-
-    ``authorized_scopes=[]`` is set (it narrows the request to no scope at all).
-
-    >>> make_ext(authorized_scopes=["queue:get-task:*"])
-    'eyJhdXRob3JpemVkU2NvcGVzIjpbInF1ZXVlOmdldC10YXNrOioiXX0='
-    """
-    ext: dict[str, Any] = {}
-    if certificate is not None:
-        ext["certificate"] = certificate
-    if authorized_scopes is not None:
-        ext["authorizedScopes"] = list(authorized_scopes)
-    if not ext:
-        return None
-    text = json.dumps(ext, separators=(",", ":"))
-    return base64.b64encode(text.encode("utf-8")).decode("ascii").replace("+", "-").replace("/", "_")
 
 
 class HawkAuth(requests.auth.AuthBase):
