@@ -255,6 +255,13 @@ class Listener:
             if own:
                 conn.release()
 
+    def _declare_own(self, channel: Any) -> None:
+        """The listener's own queues and exchange, without touching Taskcluster's exchanges
+        (parked messages can be managed while those are unreachable).  The main queue is
+        declared so that a requeued message always has somewhere to go."""
+        for queue in (self.topology.main_queue([]), *self.topology.side_queues(self.retry)):
+            queue(channel).declare()
+
     def run(self) -> None:
         """Consume until stopped (SIGINT/SIGTERM, or ``stop()``); blocking."""
         from .consumer import HardStop, ListenerConsumer
@@ -323,8 +330,8 @@ class Listener:
         """The parked messages (they stay parked)."""
         found: list[ParkedMessage] = []
         with self.connection() as conn:
-            self.declare(conn)
             with conn.channel() as channel:
+                self._declare_own(channel)
                 queue = self.topology.parked_queue()(channel)
                 while limit is None or len(found) < limit:
                     message = queue.get(no_ack=False)
@@ -338,8 +345,8 @@ class Listener:
         """Put parked messages back into the main queue for another round of attempts."""
         moved = 0
         with self.connection() as conn:
-            self.declare(conn)
             with conn.channel() as channel:
+                self._declare_own(channel)
                 queue = self.topology.parked_queue()(channel)
                 producer = Producer(channel, exchange=self.topology.exchange)
                 while limit is None or moved < limit:

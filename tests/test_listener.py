@@ -317,3 +317,37 @@ def test_a_long_handler_on_the_connection_thread_keeps_the_connection(broker, ma
     run_listener(app, lambda: done and app.stats.acked == 1, timeout=30)
     assert done == [False] and app.stats.reconnects == 0
     assert broker.count(app.queue_name) == 0
+
+
+def test_pulse_credentials_from_the_environment(monkeypatch):
+    """No broker URL: Pulse over TLS on 5671 with a verified certificate; the Pulse user
+    names the queue; the password stays out of every repr."""
+    import ssl
+
+    monkeypatch.delenv("TCLISTEN_BROKER_URL", raising=False)
+    monkeypatch.setenv("PULSE_USERNAME", "ci-bot")
+    monkeypatch.setenv("PULSE_PASSWORD", "pa/ss:word")
+    monkeypatch.delenv("PULSE_HOST", raising=False)
+    app = Listener("reactor")
+    assert app.queue_name == "queue/ci-bot/reactor"
+    assert app.topology.exchange.name == "exchange/ci-bot/reactor"
+    conn = app.connection()
+    assert (conn.hostname, conn.port, conn.userid, conn.password) == ("pulse.mozilla.org", 5671, "ci-bot", "pa/ss:word")
+    assert isinstance(conn.ssl, ssl.SSLContext) and conn.ssl.verify_mode == ssl.CERT_REQUIRED
+    assert conn.ssl.check_hostname
+    assert "pa/ss" not in repr(app) and "pa%2Fss" not in repr(app)
+    monkeypatch.setenv("PULSE_HOST", "pulse.example.org")
+    assert Listener("reactor").connection().hostname == "pulse.example.org"
+
+
+def test_no_broker_configured_is_a_clear_error(monkeypatch):
+    for name in ("TCLISTEN_BROKER_URL", "PULSE_USERNAME", "PULSE_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    app = Listener("reactor")
+    with pytest.raises(ConfigError, match="no broker"):
+        app.connection()
+
+
+def test_broker_url_from_the_environment_names_the_queue(monkeypatch):
+    monkeypatch.setenv("TCLISTEN_BROKER_URL", "amqp://someone:secret@127.0.0.1:5672//")
+    assert Listener("x").queue_name == "queue/someone/x"
