@@ -75,6 +75,9 @@ class Listener:
     Broker: ``broker_url`` (or ``TCLISTEN_BROKER_URL``), else Pulse credentials
     (``pulse_username``/``pulse_password``/``pulse_host`` or ``PULSE_USERNAME``,
     ``PULSE_PASSWORD``, ``PULSE_HOST``; AMQP over TLS on 5671, certificate verified).
+    ``concurrency=1`` runs handlers one at a time on the connection's thread (a heartbeat
+    guard keeps the connection alive through long handlers; 0 means the same); N > 1 runs
+    them on a pool of N worker threads.  ``prefetch`` must be at least ``concurrency``.
     ``taskcluster`` holds the options of the REST clients handlers get (``rootUrl``,
     ``credentials``, ...; missing ones come from ``TASKCLUSTER_*``).  ``health_port``
     serves ``/healthz`` and ``/metrics`` on 127.0.0.1 while the listener runs (0: any port).
