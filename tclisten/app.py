@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -225,6 +226,10 @@ class Listener:
         options: dict[str, Any] = {"confirm_publish": True}
         if self._broker_url.startswith("memory:"):
             options["polling_interval"] = 0.05  # kombu polls virtual transports; stop promptly
+        elif hasattr(socket, "TCP_USER_TIMEOUT"):
+            # py-amqp's default (1 s) drops the connection whenever a busy broker is slow to
+            # read; heartbeats already find dead peers.
+            options["socket_settings"] = {socket.TCP_USER_TIMEOUT: 30_000}
         return Connection(self._broker_url, heartbeat=self.heartbeat, ssl=self._ssl or False, connect_timeout=15,
                           transport_options=options)
 

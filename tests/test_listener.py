@@ -351,3 +351,16 @@ def test_no_broker_configured_is_a_clear_error(monkeypatch):
 def test_broker_url_from_the_environment_names_the_queue(monkeypatch):
     monkeypatch.setenv("TCLISTEN_BROKER_URL", "amqp://someone:secret@127.0.0.1:5672//")
     assert Listener("x").queue_name == "queue/someone/x"
+
+
+def test_broker_connections_tolerate_a_slow_broker(broker_url):
+    """py-amqp's 1 s TCP_USER_TIMEOUT would drop the connection while a busy broker is slow
+    to read; the listener's connections allow 30 s (heartbeats find dead peers)."""
+    import socket
+
+    if not hasattr(socket, "TCP_USER_TIMEOUT"):
+        pytest.skip("no TCP_USER_TIMEOUT on this platform")
+    with Listener("x", broker_url=broker_url).connection() as conn:
+        conn.connect()
+        sock = conn.connection.transport.sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 30_000
