@@ -34,3 +34,15 @@ def broker_url() -> str:
     if not _broker_up():
         pytest.fail("RabbitMQ is not listening on 127.0.0.1:5672 (.ci/run starts it)")
     return BROKER_URL
+
+
+@pytest.fixture
+def broker(broker_url):
+    """Publishes like Taskcluster on the real broker; removes what the test created, even
+    after a broker restart or a cut connection."""
+    from faultkit import close_broker
+    from listener_kit import Broker
+
+    b = Broker(broker_url)
+    yield b
+    close_broker(b)

@@ -13,6 +13,13 @@ from kombu import Connection, Exchange, Producer
 
 from conftest import BROKER_URL
 
+GROUP = "fWxWbBvDQS2Q4XXc9U-Hnw"
+
+
+def slug() -> str:
+    """A fresh 22-character id (the shape of a taskId)."""
+    return uuid.uuid4().hex[:22]
+
 
 def task_status(task_id: str, group: str, state: str = "completed") -> dict:
     now = "2026-11-29T12:00:00.000Z"

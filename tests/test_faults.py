@@ -17,25 +17,11 @@ import uuid
 
 import pytest
 
-from faultkit import (FaultProxy, Running, close_broker, delete_entities, publish_tasks, queue_counts, rabbitmqctl,
+from faultkit import (FaultProxy, Running, delete_entities, publish_tasks, queue_counts, rabbitmqctl,
                       tally, wait_for_broker, wait_until)
-from listener_kit import Broker, run_listener, task_key, task_status
+from listener_kit import Broker, run_listener, task_key, task_status, GROUP, slug
 from tclisten.app import Listener
 from tclisten.exchanges import QueueEvents
-
-GROUP = "fWxWbBvDQS2Q4XXc9U-Hnw"
-
-
-def slug() -> str:
-    return uuid.uuid4().hex[:22]
-
-
-@pytest.fixture
-def broker(broker_url):
-    b = Broker(broker_url)
-    yield b
-    close_broker(b)
-
 
 @pytest.fixture
 def proxy():

@@ -16,27 +16,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from faultkit import Running, close_broker, queue_counts, rabbitmqctl, wait_until
-from listener_kit import Broker, task_key, task_status
+from faultkit import Running, queue_counts, rabbitmqctl, wait_until
+from listener_kit import Broker, task_key, task_status, GROUP, slug
 from tclisten.app import Listener
 from tclisten.exceptions import BrokerError, ConfigError
 from tclisten.exchanges import QueueEvents
 from tclisten.health import HealthServer, families, render_metrics
 from tclisten.stats import Stats
-
-GROUP = "fWxWbBvDQS2Q4XXc9U-Hnw"
-
-
-def slug() -> str:
-    return uuid.uuid4().hex[:22]
-
-
-@pytest.fixture
-def broker(broker_url):
-    b = Broker(broker_url)
-    yield b
-    close_broker(b)
-
 
 def make_listener(broker: Broker, name: str | None = None, **options) -> Listener:
     broker.exchange("task-completed")  # the listener declares it too: make sure it is cleaned up

@@ -8,24 +8,12 @@ import uuid
 
 import pytest
 
-from listener_kit import Broker, run_listener, task_key, task_status
+from listener_kit import GROUP, run_listener, slug, task_key, task_status
 from tclisten.app import Listener
 from tclisten.exceptions import BindingError, BrokerError, ConfigError
 from tclisten.exchanges import QueueEvents
 
-GROUP = "fWxWbBvDQS2Q4XXc9U-Hnw"
 OTHER_GROUP = "Bf0d4GHkRDiNL3lL3DpJTw"
-
-
-def slug() -> str:
-    return uuid.uuid4().hex[:22]
-
-
-@pytest.fixture
-def broker(broker_url):
-    b = Broker(broker_url)
-    yield b
-    b.close()
 
 
 @pytest.fixture

@@ -10,21 +10,13 @@ from collections import Counter
 
 import pytest
 
-from faultkit import Processes, close_broker, publish_tasks, queue_counts, read_records, tally, wait_until
-from listener_kit import Broker, task_key, task_status
+from faultkit import Processes, publish_tasks, queue_counts, read_records, tally, wait_until
+from listener_kit import Broker, task_key, task_status, GROUP
 from tclisten.app import Listener
 from tclisten.exchanges import QueueEvents
 from tclisten.retry import RetryPolicy
 
-GROUP = "fWxWbBvDQS2Q4XXc9U-Hnw"
 PREFETCH = 20
-
-
-@pytest.fixture
-def broker(broker_url):
-    b = Broker(broker_url)
-    yield b
-    close_broker(b)
 
 
 @pytest.fixture

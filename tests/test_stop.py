@@ -12,25 +12,11 @@ import uuid
 
 import pytest
 
-from faultkit import Processes, close_broker, publish_tasks, queue_counts, tally, wait_until
-from listener_kit import Broker, task_key, task_status
+from faultkit import Processes, publish_tasks, queue_counts, tally, wait_until
+from listener_kit import Broker, task_key, task_status, GROUP, slug
 from tclisten.app import Listener
 from tclisten.exchanges import QueueEvents
 from tclisten.retry import RetryPolicy
-
-GROUP = "fWxWbBvDQS2Q4XXc9U-Hnw"
-
-
-def slug() -> str:
-    return uuid.uuid4().hex[:22]
-
-
-@pytest.fixture
-def broker(broker_url):
-    b = Broker(broker_url)
-    yield b
-    close_broker(b)
-
 
 @pytest.fixture
 def setup(broker, tmp_path):
