@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import _thread
+import json
 import logging
 import os
 import re
@@ -68,6 +69,22 @@ class ParkedMessage:
     handlers: tuple[str, ...]
     routes: tuple[str, ...]
     parked_at: int | None
+
+    @classmethod
+    def from_message(cls, message: Any) -> "ParkedMessage":
+        """Read a kombu message of the parked queue."""
+        headers = message.headers or {}
+        text = lambda value: value.decode() if isinstance(value, bytes) else str(value)  # noqa: E731
+        try:
+            body = json.loads(message.body)
+        except ValueError:
+            body = message.body
+        return cls(
+            exchange=text(headers.get(HEADER.EXCHANGE, "")), routing_key=text(headers.get(HEADER.ROUTING_KEY, "")),
+            body=body, reason=text(headers.get(HEADER.REASON, "")), attempts=int(headers.get(HEADER.ATTEMPT) or 1),
+            handlers=tuple(text(h) for h in headers.get(HEADER.HANDLERS) or ()),
+            routes=tuple(text(k)[6:] for k in headers.get(HEADER.CC) or () if text(k).startswith("route.")),
+            parked_at=headers.get(HEADER.PARKED_AT))
 
 
 class Listener:
@@ -176,6 +193,11 @@ class Listener:
         return new
 
     @property
+    def clients(self) -> ClientPool:
+        """The REST clients handlers get (``ctx.queue`` & co.), shared by all handlers."""
+        return self._clients
+
+    @property
     def bindings(self) -> list[Binding]:
         return list(self._bindings)
 
@@ -270,20 +292,28 @@ class Listener:
         for queue in (self.topology.main_queue([]), *self.topology.side_queues(self.retry)):
             queue(channel).declare()
 
+    def consumer(self, connection: Connection | None = None, **overrides: Any) -> Any:
+        """The kombu consumer loop for this listener (what ``run`` drives); ``overrides``
+        replace its settings (the test kit runs handlers inline with no grace period)."""
+        from .consumer import ListenerConsumer
+
+        settings: dict[str, Any] = dict(
+            dispatcher=self.dispatcher, topology=self.topology, main_queue=self.queue, policy=self.retry,
+            prefetch=self.prefetch, concurrency=self.concurrency, grace_period=self.grace_period,
+            stats=self.stats, backlog_warning=self.backlog_warning)
+        settings.update(overrides)
+        return ListenerConsumer(connection or self.connection(), **settings)
+
     def run(self) -> None:
         """Consume until stopped (SIGINT/SIGTERM, or ``stop()``); blocking."""
-        from .consumer import HardStop, ListenerConsumer
+        from .consumer import HardStop
 
         if not self._handlers:
             raise ConfigError(f"listener {self.name!r} has no handlers")
         self._frozen = True
-        dispatcher = self.dispatcher
         logger.info("listener %s connecting to %s", self.name, scrub_url(self._broker_url or ""))
         self.declare()  # on a connection of its own, closed again: the loop opens its own
-        self._consumer = ListenerConsumer(
-            self.connection(), dispatcher=dispatcher, topology=self.topology, main_queue=self.queue,
-            policy=self.retry, prefetch=self.prefetch, concurrency=self.concurrency,
-            grace_period=self.grace_period, stats=self.stats, backlog_warning=self.backlog_warning)
+        self._consumer = self.consumer()
         self._consumer.should_stop = self._stop_requested
         restore = self._install_signal_handlers()
         health = None
@@ -345,7 +375,7 @@ class Listener:
                     message = queue.get(no_ack=False)
                     if message is None:
                         break
-                    found.append(_parked(message))
+                    found.append(ParkedMessage.from_message(message))
                 # closing the channel returns every fetched message to the parked queue
         return found
 
@@ -371,23 +401,6 @@ class Listener:
                     message.ack()
                     moved += 1
         return moved
-
-
-def _parked(message: Any) -> ParkedMessage:
-    import json
-
-    headers = message.headers or {}
-    text = lambda value: value.decode() if isinstance(value, bytes) else str(value)  # noqa: E731
-    try:
-        body = json.loads(message.body)
-    except ValueError:
-        body = message.body
-    return ParkedMessage(
-        exchange=text(headers.get(HEADER.EXCHANGE, "")), routing_key=text(headers.get(HEADER.ROUTING_KEY, "")),
-        body=body, reason=text(headers.get(HEADER.REASON, "")), attempts=int(headers.get(HEADER.ATTEMPT) or 1),
-        handlers=tuple(text(h) for h in headers.get(HEADER.HANDLERS) or ()),
-        routes=tuple(text(k)[6:] for k in headers.get(HEADER.CC) or () if text(k).startswith("route.")),
-        parked_at=headers.get(HEADER.PARKED_AT))
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

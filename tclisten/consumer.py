@@ -112,8 +112,7 @@ class ListenerConsumer(ConsumerMixin):
 
     def __init__(self, connection: Any, *, dispatcher: Dispatcher, topology: Topology, main_queue: Any,
                  policy: RetryPolicy, prefetch: int, concurrency: int, grace_period: float,
-                 stats: Stats, backlog_warning: int | None = None, backlog_interval: float = 30.0,
-                 on_ready: Callable[[Any], None] | None = None) -> None:
+                 stats: Stats, backlog_warning: int | None = None, backlog_interval: float = 30.0) -> None:
         self.connection = connection
         self.dispatcher = dispatcher
         self.topology = topology
@@ -123,7 +122,6 @@ class ListenerConsumer(ConsumerMixin):
         self.concurrency = concurrency
         self.grace_period = grace_period
         self.stats = stats
-        self.on_ready = on_ready
         self.backlog_warning = backlog_warning
         self.backlog_interval = backlog_interval
         self._next_backlog_check = 0.0
@@ -191,8 +189,6 @@ class ListenerConsumer(ConsumerMixin):
                          prefetch_count=self.prefetch, no_ack=False)]
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: list, **kwargs: Any) -> None:
-        if self.on_ready is not None:
-            self.on_ready(channel)
         logger.info("consuming %s (prefetch %d, concurrency %d)", self.topology.queue_name, self.prefetch,
                     self.concurrency)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 __all__ = ["ClientPool", "Context"]
 
@@ -41,6 +41,23 @@ class ClientPool:
                 if client is None:
                     client = self._clients[class_name] = client_class(class_name)(dict(self._options))
         return client
+
+    def swap(self, options: Mapping[str, Any] | None) -> Callable[[], None]:
+        """Build clients from other options from now on (clients already built are
+        forgotten); returns the function that puts the previous options back."""
+        with self._lock:
+            saved = (self._options, self._clients)
+            self._options, self._clients = dict(options or {}), {}
+
+        def restore() -> None:
+            with self._lock:
+                for client in self._clients.values():
+                    close = getattr(client, "close", None)
+                    if close is not None:
+                        close()
+                self._options, self._clients = saved
+
+        return restore
 
     def __repr__(self) -> str:  # options hold credentials: never show them
         return f"<ClientPool {sorted(self._clients)}>"

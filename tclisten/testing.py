@@ -44,6 +44,7 @@ from typing import Any, Iterable, Mapping
 from kombu import Connection, Exchange, Producer
 from kombu.transport import memory, virtual
 
+from .app import ParkedMessage
 from .dispatch import Outcome
 from .exceptions import BindingError, ConfigError
 from .factories import FactoryMessage, build_routing_key, factory_for, factory_names, message_for
@@ -274,7 +275,7 @@ class ListenerTestKit:
         self._restore_clients: Any = None
         if taskcluster is not None:
             options = taskcluster.options if hasattr(taskcluster, "options") else taskcluster
-            self._restore_clients = _swap_client_options(app, options)
+            self._restore_clients = app.clients.swap(options)
         # the publisher owns the exchanges: declare them as Taskcluster would, then the queues
         for exchange in sorted({b.exchange for b in app.bindings}):
             self._declare_exchange(exchange)
@@ -342,14 +343,10 @@ class ListenerTestKit:
         ``timeout`` only guards against a handler that keeps publishing: it raises
         :class:`TimeoutError` then.
         """
-        from .consumer import ListenerConsumer
-
         app = self.app
         first = len(self.outcomes)
-        consumer = ListenerConsumer(
-            self._conn, dispatcher=_Recorder(app.dispatcher, self.outcomes), topology=app.topology,
-            main_queue=app.queue, policy=app.retry, prefetch=app.prefetch, concurrency=0,
-            grace_period=0.0, stats=app.stats)
+        consumer = app.consumer(self._conn, dispatcher=_Recorder(app.dispatcher, self.outcomes),
+                                concurrency=0, grace_period=0.0)
         deadline = time.monotonic() + timeout
         seen = first
         for _ in consumer.consume(safety_interval=0.01):
@@ -389,14 +386,12 @@ class ListenerTestKit:
     @property
     def parked(self) -> list[Any]:
         """The messages parked so far (with reason and attempts), oldest first."""
-        from .app import _parked
-
         queue = self.app.topology.parked_queue()(self._conn.default_channel)
         while True:
             message = queue.get(no_ack=True)
             if message is None:
                 return list(self._parked)
-            self._parked.append(_parked(message))
+            self._parked.append(ParkedMessage.from_message(message))
 
     @property
     def stats(self) -> Any:
@@ -431,25 +426,3 @@ def _routing_words(topic: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
     made = factory(**{k: v for k, v in fields.items() if k in accepted})
     words = topic.parse(made.routing_key)
     return {**{name: words[name] for name in required}, **fields}
-
-
-def _swap_client_options(app: Any, options: Mapping[str, Any]) -> Any:
-    """Point the listener's REST clients at other options; return the undo function.
-
-    The clients are built lazily from one shared pool, so swapping the pool's options
-    (and forgetting clients already built) redirects every handler's ``ctx.queue`` & co.
-    """
-    pool = app._clients
-    saved = (pool._options, pool._clients)
-    with pool._lock:
-        pool._options, pool._clients = dict(options), {}
-
-    def restore() -> None:
-        with pool._lock:
-            for client in pool._clients.values():
-                close = getattr(client, "close", None)
-                if close is not None:
-                    close()
-            pool._options, pool._clients = saved
-
-    return restore

@@ -292,8 +292,7 @@ def _capture(fn, errors: list) -> None:
 
 def test_backlog_warning_is_logged_every_interval(broker, caplog):
     """The consumer reads the queue's depth every ``backlog_interval`` seconds and warns past
-    ``backlog_warning`` (here on ListenerConsumer itself: Listener does not take the interval)."""
-    from tclisten.consumer import ListenerConsumer
+    ``backlog_warning`` (the interval set through Listener.consumer: Listener itself does not take it)."""
 
     app = make_listener(broker, backlog_warning=10)
     gate = threading.Event()
@@ -304,9 +303,8 @@ def test_backlog_warning_is_logged_every_interval(broker, caplog):
     caplog.set_level(logging.WARNING, logger="tclisten.consumer")
     stats = Stats()
     conn = app.connection()
-    consumer = ListenerConsumer(conn, dispatcher=app.dispatcher, topology=app.topology, main_queue=app.queue,
-                                policy=app.retry, prefetch=5, concurrency=2, grace_period=0.1, stats=stats,
-                                backlog_warning=10, backlog_interval=0.2)
+    consumer = app.consumer(conn, prefetch=5, concurrency=2, grace_period=0.1, stats=stats,
+                            backlog_warning=10, backlog_interval=0.2)
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
     try:
