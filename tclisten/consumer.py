@@ -184,11 +184,11 @@ class ListenerConsumer(ConsumerMixin):
         beat = getattr(raw, "heartbeat", 0) or connection.heartbeat or 0
         if self.inline and beat and hasattr(raw, "send_heartbeat"):
             self._guard = _HeartbeatGuard(raw.send_heartbeat, max(0.5, beat / 4), self)
-        self.stats.connected()
         return [Consumer(queues=[self.main_queue], on_message=self._on_message,
                          prefetch_count=self.prefetch, no_ack=False)]
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: list, **kwargs: Any) -> None:
+        self.stats.connected()  # the queue and its bindings exist again: say so only now
         logger.info("consuming %s (prefetch %d, concurrency %d)", self.topology.queue_name, self.prefetch,
                     self.concurrency)
 
