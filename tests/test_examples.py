@@ -113,16 +113,18 @@ def wait_for_queue(url: str, name: str, process: subprocess.Popen, timeout: floa
                 raise AssertionError(f"the example exited with {process.returncode}: {process.stderr.read()}")
             channel = conn.channel()
             try:
-                channel.queue_declare(name, passive=True)
-                return
+                # a consumer means the listener declared the queue and every binding
+                if channel.queue_declare(name, passive=True).consumer_count:
+                    return
             except conn.channel_errors:
-                time.sleep(0.1)
+                pass
             finally:
                 try:
                     channel.close()
                 except Exception:
                     pass
-    raise AssertionError(f"queue {name} never appeared")
+            time.sleep(0.1)
+    raise AssertionError(f"queue {name} never got its consumer")
 
 
 class Script:
