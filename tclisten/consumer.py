@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 from kombu import Producer
 from kombu.mixins import ConsumerMixin
 
-from .dispatch import HEADER, Dispatcher, Outcome
+from .dispatch import HEADER, Dispatcher, Outcome, error_text
 from .retry import DUE, PARKED, RetryPolicy, Topology
 from .stats import Stats
 
@@ -317,9 +317,13 @@ class ListenerConsumer(ConsumerMixin):
         message = delivery.message
         started = time.perf_counter()
         info = message.delivery_info
-        delivery.outcome = self.dispatcher.dispatch(info.get("exchange", ""), info.get("routing_key", ""),
-                                                    message.body, message.headers,
-                                                    redelivered=bool(info.get("redelivered")))
+        try:
+            delivery.outcome = self.dispatcher.dispatch(info.get("exchange", ""), info.get("routing_key", ""),
+                                                        message.body, message.headers,
+                                                        redelivered=bool(info.get("redelivered")))
+        except Exception as exc:  # a delivery nothing foresaw must not stop the loop: park it
+            logger.exception("cannot dispatch %s %s", info.get("exchange"), info.get("routing_key"))
+            delivery.outcome = Outcome(park_reason=f"cannot dispatch: {error_text(exc)}")
         delivery.seconds = time.perf_counter() - started
 
     # -- settling ---------------------------------------------------------------------
@@ -394,7 +398,10 @@ class ListenerConsumer(ConsumerMixin):
     def _attempt_of(message: Any, outcome: Outcome) -> int:
         if outcome.message is not None:
             return outcome.message.attempt
-        return int((message.headers or {}).get(HEADER.ATTEMPT) or 1)
+        try:
+            return int((message.headers or {}).get(HEADER.ATTEMPT) or 1)
+        except (TypeError, ValueError):  # the very reason it is being parked, maybe
+            return 1
 
     def _republish(self, message: Any, outcome: Outcome, routing_key: str, *, attempt: int, reason: str,
                    handlers: tuple[str, ...]) -> None:

@@ -160,11 +160,14 @@ class Dispatcher:
         attempt = 1
         only: list[str] | None = None
         if exchange == self.own_exchange and headers and HEADER.EXCHANGE in headers:
-            exchange = _text(headers[HEADER.EXCHANGE])
-            routing_key = _text(headers.get(HEADER.ROUTING_KEY, ""))
-            cc = tuple(_text(k) for k in headers.get(HEADER.CC) or ())
-            attempt = int(headers.get(HEADER.ATTEMPT) or 1)
-            names = [_text(n) for n in headers.get(HEADER.HANDLERS) or ()]
+            try:
+                exchange = _text(headers[HEADER.EXCHANGE])
+                routing_key = _text(headers.get(HEADER.ROUTING_KEY, ""))
+                cc = tuple(_text(k) for k in headers.get(HEADER.CC) or ())
+                attempt = int(headers.get(HEADER.ATTEMPT) or 1)
+                names = [_text(n) for n in headers.get(HEADER.HANDLERS) or ()]
+            except (TypeError, ValueError) as exc:
+                return Outcome(park_reason=f"malformed x-tclisten-* headers: {exc}")
             only = names or None
         else:
             cc = cc_keys(headers)

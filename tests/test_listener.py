@@ -352,3 +352,34 @@ def test_broker_connections_tolerate_a_slow_broker(broker_url):
         conn.connect()
         sock = conn.connection.transport.sock
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 30_000
+
+
+def test_malformed_retry_headers_and_dispatch_failures_park_and_the_loop_goes_on(broker, make_listener):
+    """A copy on the listener's own exchange with unreadable tclisten headers, and a delivery
+    the dispatcher itself fails on: both parked with the reason; the next message is handled."""
+    from kombu import Producer
+
+    app = make_listener()
+    seen = []
+    app.add_handler(lambda m, c: seen.append(m.routing.taskId), events(broker).taskCompleted, name="h")
+    app.declare()
+    Producer(broker.channel).publish(
+        b"{}", exchange=app.topology.exchange.name, routing_key="due", content_type="application/json",
+        headers={"x-tclisten-exchange": broker.prefix + "task-completed", "x-tclisten-routing-key": "x",
+                 "x-tclisten-attempt": "not a number"})
+    original = app.dispatcher.dispatch
+
+    def dispatch(exchange, routing_key, body, headers=None, **kw):
+        if "explode" in (body.decode() if isinstance(body, bytes) else str(body)):
+            raise RuntimeError("a bug in dispatch")
+        return original(exchange, routing_key, body, headers, **kw)
+
+    app.dispatcher.dispatch = dispatch
+    broker.publish("task-completed", task_key(slug(), GROUP), None, raw=b'{"explode": 1}')
+    good = slug()
+    broker.publish("task-completed", task_key(good, GROUP), task_status(good, GROUP))
+    run_listener(app, lambda: seen and broker.count(f"{app.queue_name}/parked") == 2)
+    reasons = sorted(p.reason for p in app.parked())
+    assert reasons[0].startswith("cannot dispatch: RuntimeError: a bug in dispatch")
+    assert reasons[1].startswith("malformed x-tclisten-* headers")
+    assert seen == [good] and broker.count(app.queue_name) == 0
