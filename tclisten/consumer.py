@@ -131,6 +131,7 @@ class ListenerConsumer(ConsumerMixin):
         self._stop_at: float | None = None
         self._guard: _HeartbeatGuard | None = None
         self._sock: Any = None  # the AMQP socket, when the transport has one
+        self._broker_errors = tuple(connection.connection_errors) + tuple(connection.channel_errors)
         self.should_stop = False
         # Ack at least twice per prefetch window, so the broker never waits for us.
         self.ack_batch = max(1, min(500, prefetch // 2))
@@ -336,8 +337,17 @@ class ListenerConsumer(ConsumerMixin):
             if delivery.generation != self._generation:
                 continue  # its channel is gone; the broker redelivers it
             self.stats.observe(delivery.seconds)
-            with self._blocking():
-                self._conclude(delivery)
+            try:
+                with self._blocking():
+                    self._conclude(delivery)
+            except self._broker_errors:
+                raise  # the connection is gone: reconnect; the broker delivers it again
+            except Exception:  # the copy was refused (a nack, say): give the original back
+                logger.exception("could not retry or park %s; returning it to the queue",
+                                 delivery.message.delivery_info.get("routing_key"))
+                self._inflight.remove(delivery)  # never part of a multiple ack once rejected
+                delivery.message.reject(requeue=True)
+                continue
             delivery.done = True
         self._advance()
 

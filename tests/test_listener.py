@@ -383,3 +383,34 @@ def test_malformed_retry_headers_and_dispatch_failures_park_and_the_loop_goes_on
     assert reasons[0].startswith("cannot dispatch: RuntimeError: a bug in dispatch")
     assert reasons[1].startswith("malformed x-tclisten-* headers")
     assert seen == [good] and broker.count(app.queue_name) == 0
+
+
+def test_a_refused_retry_copy_returns_the_original_to_the_queue(broker, make_listener, monkeypatch):
+    """When publishing the retry copy fails (a nack, say), the original is not acked: it goes
+    back to the queue, comes again marked redelivered, and the retry happens then."""
+    from kombu import Producer
+
+    app = make_listener()
+    calls = []
+
+    @app.on(events(broker).taskFailed)
+    def flaky(message, ctx):
+        calls.append((message.attempt, message.redelivered))
+        if message.attempt == 1:
+            raise RuntimeError("fails on the first attempt")
+
+    real_publish = Producer.publish
+    refused = []
+
+    def publish(self, body, routing_key=None, **kwargs):
+        if str(routing_key).startswith("retry.") and not refused:
+            refused.append(routing_key)
+            raise RuntimeError("the broker nacked the copy")
+        return real_publish(self, body, routing_key=routing_key, **kwargs)
+
+    monkeypatch.setattr(Producer, "publish", publish)
+    app.declare()
+    broker.publish("task-failed", task_key(slug(), GROUP), task_status("t", GROUP, "failed"))
+    run_listener(app, lambda: (2, False) in calls)
+    assert refused and calls == [(1, False), (1, True), (2, False)]
+    assert broker.count(app.queue_name) == 0 and broker.count(f"{app.queue_name}/parked") == 0
