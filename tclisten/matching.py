@@ -151,13 +151,7 @@ class TopicMatcher:
                 return
             self._bindings[(pattern, value)] = None
             self._order.setdefault(value, len(self._order))
-            node = self._root
-            for word in split_words(pattern):
-                child = node.children.get(word)
-                if child is None:
-                    child = node.children[word] = _Node(loops=word == "#")
-                node = child
-            node.ends.append(value)
+            self._insert(pattern, value)
             self._reset_states()
 
     def remove(self, pattern: str, value: Hashable) -> bool:
@@ -191,16 +185,20 @@ class TopicMatcher:
     def __repr__(self) -> str:
         return f"<TopicMatcher {len(self._bindings)} bindings>"
 
+    def _insert(self, pattern: str, value: Hashable) -> None:
+        """Add the pattern's words to the trie; its last node ends with ``value``."""
+        node = self._root
+        for word in split_words(pattern):
+            child = node.children.get(word)
+            if child is None:
+                child = node.children[word] = _Node(loops=word == "#")
+            node = child
+        node.ends.append(value)
+
     def _rebuild(self) -> None:
         self._root = _Node()
         for pattern, value in self._bindings:
-            node = self._root
-            for word in split_words(pattern):
-                child = node.children.get(word)
-                if child is None:
-                    child = node.children[word] = _Node(loops=word == "#")
-                node = child
-            node.ends.append(value)
+            self._insert(pattern, value)
         self._reset_states()
 
     def _reset_states(self) -> None:

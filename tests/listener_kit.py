@@ -74,9 +74,11 @@ class Broker:
             except self.conn.channel_errors:
                 return 0
 
-    def forget_listener(self, queue_name: str, exchange_name: str, delays_ms: list[int] = ()) -> None:
-        self.queues.update({queue_name, f"{queue_name}/parked", *(f"{queue_name}/retry/{ms}" for ms in delays_ms)})
-        self.exchanges.add(exchange_name)
+    def forget_listener(self, app: Any) -> None:
+        """Delete the listener's queues and exchange (as its topology names them) at the end."""
+        topology = app.topology
+        self.queues.update({topology.queue_name, *(q.name for q in topology.side_queues(app.retry))})
+        self.exchanges.add(topology.exchange.name)
 
     def close(self) -> None:
         for queue in self.queues:

@@ -28,8 +28,7 @@ def make_listener(broker: Broker, name: str | None = None, **options) -> Listene
     broker.exchange("task-completed")  # the listener declares it too: make sure it is cleaned up
     options.setdefault("retry", {"max_attempts": 2, "delay": 0.05})
     app = Listener(name or f"test-{uuid.uuid4().hex[:8]}", broker_url=broker.url, declare_exchanges=True, **options)
-    broker.forget_listener(app.queue_name, app.topology.exchange.name,
-                           sorted({int(d * 1000) for d in app.retry.delays()}))
+    broker.forget_listener(app)
     return app
 
 

@@ -21,8 +21,7 @@ def make_listener(broker):
     def make(**options):
         options.setdefault("retry", {"max_attempts": 3, "delay": 0.05, "backoff": 2.0})
         app = Listener(f"test-{uuid.uuid4().hex[:8]}", broker_url=broker.url, declare_exchanges=True, **options)
-        delays = sorted({int(d * 1000) for d in app.retry.delays()})
-        broker.forget_listener(app.queue_name, app.topology.exchange.name, delays)
+        broker.forget_listener(app)
         return app
     return make
 

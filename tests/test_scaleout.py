@@ -14,7 +14,6 @@ from faultkit import Processes, publish_tasks, queue_counts, read_records, tally
 from listener_kit import Broker, task_key, task_status, GROUP
 from tclisten.app import Listener
 from tclisten.exchanges import QueueEvents
-from tclisten.retry import RetryPolicy
 
 PREFETCH = 20
 
@@ -26,8 +25,7 @@ def three(broker, tmp_path):
     app = Listener(name, broker_url=broker.url, declare_exchanges=True)
     app.add_handler(lambda m, c: None, QueueEvents({"exchangePrefix": broker.prefix}).taskCompleted, name="h")
     app.declare()
-    broker.forget_listener(app.queue_name, app.topology.exchange.name,
-                           sorted({int(d * 1000) for d in RetryPolicy().delays()}))
+    broker.forget_listener(app)
     with Processes(tmp_path, broker_url=broker.url, name=name, prefix=broker.prefix, sleep=0.004,
                    concurrency=4, prefetch=PREFETCH, grace=10) as processes:
         for _ in range(3):

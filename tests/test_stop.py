@@ -16,7 +16,6 @@ from faultkit import Processes, publish_tasks, queue_counts, tally, wait_until
 from listener_kit import Broker, task_key, task_status, GROUP, slug
 from tclisten.app import Listener
 from tclisten.exchanges import QueueEvents
-from tclisten.retry import RetryPolicy
 
 @pytest.fixture
 def setup(broker, tmp_path):
@@ -26,8 +25,7 @@ def setup(broker, tmp_path):
     app = Listener(name, broker_url=broker.url, declare_exchanges=True)
     app.add_handler(lambda m, c: None, QueueEvents({"exchangePrefix": broker.prefix}).taskCompleted, name="h")
     app.declare()
-    broker.forget_listener(app.queue_name, app.topology.exchange.name,
-                           sorted({int(d * 1000) for d in RetryPolicy().delays()}))
+    broker.forget_listener(app)
     with Processes(tmp_path, broker_url=broker.url, name=name, prefix=broker.prefix) as processes:
         yield app.queue_name, processes
 
@@ -131,8 +129,7 @@ def test_no_handler_runs_after_run_returns(broker):
 
     app = Listener(f"test-{uuid.uuid4().hex[:8]}", broker_url=broker.url, declare_exchanges=True, concurrency=1,
                    prefetch=5, grace_period=0.1)
-    broker.forget_listener(app.queue_name, app.topology.exchange.name,
-                           sorted({int(d * 1000) for d in app.retry.delays()}))
+    broker.forget_listener(app)
     started = []
 
     @app.on(QueueEvents({"exchangePrefix": broker.prefix}).taskCompleted)
