@@ -10,12 +10,16 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MPL-2.0",
-    python_requires=">=3.9",
-    # references/ and examples/ live at the top of the checkout and ship inside the package,
-    # so the installed client finds its references and `tclisten demo` its reactor and messages.
-    packages=["tclisten", "tclisten.references", "tclisten.examples"],
-    package_dir={"tclisten": "tclisten", "tclisten.references": "references", "tclisten.examples": "examples"},
-    package_data={"tclisten": ["py.typed"], "tclisten.references": ["*.json", "*/*/*.json"],
+    # _thread.interrupt_main(signum), which the stop of a handler on the main thread uses, is 3.10+
+    python_requires=">=3.10",
+    # references/ and examples/ live at the top of the checkout and ship inside the package
+    # (as data: tclisten/taskcluster/reference_data, tclisten/examples), so the installed client
+    # finds its references and `tclisten demo` its reactor and messages.
+    packages=["tclisten", "tclisten.taskcluster", "tclisten.cli", "tclisten.testing",
+              "tclisten.taskcluster.reference_data", "tclisten.examples"],
+    package_dir={"tclisten": "tclisten", "tclisten.taskcluster.reference_data": "references",
+                 "tclisten.examples": "examples"},
+    package_data={"tclisten": ["py.typed"], "tclisten.taskcluster.reference_data": ["*.json", "*/*/*.json"],
                   "tclisten.examples": ["*.yaml", "messages/*.json", "messages/*.jsonl"]},
     install_requires=["kombu>=5.3", "requests>=2.25", "mohawk>=1.1", "pyyaml>=5.4"],
     extras_require={
@@ -24,7 +28,7 @@ setup(
     },
     entry_points={
         "console_scripts": ["tclisten = tclisten.cli:main"],
-        "pytest11": ["tclisten = tclisten.pytest_plugin"],
+        "pytest11": ["tclisten = tclisten.testing.pytest_plugin"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

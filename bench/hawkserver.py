@@ -1,6 +1,6 @@
 """A tiny Hawk-verifying ``GET /api/queue/v1/task/<taskId>`` server for the REST benchmark.
 
-Used when ``tclisten.fakeserver.FakeTaskcluster`` cannot be imported.  HTTP/1.1 keep-alive,
+Used when ``tclisten.testing.fakeserver.FakeTaskcluster`` cannot be imported.  HTTP/1.1 keep-alive,
 threaded, every request verified with ``mohawk.Receiver`` (SHA-256, 60 s skew, nonces not
 tracked), TCP_NODELAY, answering a fixed task definition.
 

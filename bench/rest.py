@@ -36,7 +36,7 @@ def _serve(conn: Any, prefer_fake: bool) -> None:
     """Child: start a server, send (port, kind), serve until killed by the parent."""
     if prefer_fake:
         try:
-            from tclisten.fakeserver import FakeTaskcluster
+            from tclisten.testing.fakeserver import FakeTaskcluster
 
             fake = FakeTaskcluster(clients={hawkserver.CLIENT_ID: {"accessToken": hawkserver.ACCESS_TOKEN,
                                                                     "scopes": ["*"]}})
@@ -45,7 +45,7 @@ def _serve(conn: Any, prefer_fake: bool) -> None:
         except Exception as exc:  # fall back to the bench's own server, and say so
             logger.warning("FakeTaskcluster unusable (%s); using bench/hawkserver.py", exc)
         else:
-            conn.send((fake.port, "tclisten.fakeserver.FakeTaskcluster"))
+            conn.send((fake.port, "tclisten.testing.fakeserver.FakeTaskcluster"))
             while True:
                 time.sleep(3600)
     server = hawkserver.serve(0)
@@ -95,7 +95,7 @@ def _client(candidate: str, root_url: str) -> Any:
 
         return taskcluster.Queue(options)
     if candidate == "tclisten":
-        from tclisten.client import Queue
+        from tclisten.taskcluster.client import Queue
 
         return Queue(options)
     raise ValueError(f"unknown REST candidate {candidate!r}; choose from {CANDIDATES}")

@@ -22,7 +22,7 @@ CANDIDATE = "tclisten: import + every client and exchange class"
 
 _EVERY_CLASS = """
 import tclisten
-from tclisten.client import bundled_services
+from tclisten.taskcluster.client import bundled_services
 from tclisten.exchanges import __all__ as exchange_names
 classes = [getattr(tclisten, name) for name in bundled_services()]
 classes += [getattr(tclisten, name) for name in exchange_names if name.endswith("Events")]

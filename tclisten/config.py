@@ -404,7 +404,7 @@ def _binding(r: _Reader, item: Any, index: int, line: int, base: Path,
 
 
 def _check_exchange(r: _Reader, entry: _Mapping, exchange: str, prefix: str) -> Any:
-    from .references import ExchangesReference, bundled
+    from .taskcluster.references import ExchangesReference, bundled
 
     classes = {n: ref for n, ref in bundled().items() if isinstance(ref, ExchangesReference)}
     line = entry.lines["exchange"]

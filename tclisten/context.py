@@ -34,7 +34,7 @@ class ClientPool:
     def get(self, class_name: str) -> Any:
         client = self._clients.get(class_name)
         if client is None:
-            from .client import client_class
+            from .taskcluster.client import client_class
 
             with self._lock:
                 client = self._clients.get(class_name)
@@ -89,7 +89,7 @@ class Context:
     def __getattr__(self, name: str) -> Any:
         if not _ATTRIBUTE.match(name):
             raise AttributeError(name)
-        from .references import bundled
+        from .taskcluster.references import bundled
 
         class_name = _class_name(name)
         if class_name not in bundled() or bundled()[class_name].kind != "api":

@@ -1,8 +1,8 @@
 """Taskcluster's Pulse exchanges as classes: routing-key patterns to bind, keys to parse.
 
 One class per exchanges reference (``QueueEvents``, ``SchedulerEvents``, ``AuthEvents``, ...),
-built from :func:`tclisten.references.bundled` on first use and cached, or from any
-:class:`~tclisten.references.ExchangesReference` with :func:`exchanges_class`.  Each exchange
+built from :func:`tclisten.taskcluster.references.bundled` on first use and cached, or from any
+:class:`~tclisten.taskcluster.references.ExchangesReference` with :func:`exchanges_class`.  Each exchange
 of the reference is a :class:`Topic` attribute of the class:
 
 >>> from tclisten.exchanges import QueueEvents
@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .exceptions import BindingError, ConfigError, ReferenceFormatError, TaskclusterTopicExchangeFailure
-from .references import Exchange, ExchangesReference, RoutingKeyWord, bundled
+from .taskcluster.references import Exchange, ExchangesReference, RoutingKeyWord, bundled
 
 logger = logging.getLogger(__name__)
 
@@ -495,7 +495,7 @@ def exchanges_class(name_or_reference: str | ExchangesReference) -> type:
     """The exchanges class of a bundled service by class name, or built from any exchanges
     reference (cached: the same reference gives the same class).
 
-    >>> from tclisten.references import bundled
+    >>> from tclisten.taskcluster.references import bundled
     >>> exchanges_class("QueueEvents") is exchanges_class(bundled()["QueueEvents"])
     True
     """

@@ -40,8 +40,8 @@ def broker_url() -> str:
 def broker(broker_url):
     """Publishes like Taskcluster on the real broker; removes what the test created, even
     after a broker restart or a cut connection."""
-    from faultkit import close_broker
-    from listener_kit import Broker
+    from support.faultkit import close_broker
+    from support.listener_kit import Broker
 
     b = Broker(broker_url)
     yield b

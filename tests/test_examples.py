@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from kombu import Connection, Exchange, Producer
 
-from listener_kit import run_listener
+from support.listener_kit import run_listener
 from tclisten.config import build_listener, load_config
-from tclisten.demo import SCOPES, SampleQueue
+from tclisten.cli.demo import SCOPES, SampleQueue
 from tclisten.exchanges import QueueEvents
-from tclisten.fakeserver import Response, error_body
+from tclisten.testing.fakeserver import Response, error_body
 from tclisten.testing import FakeTaskclusterService, ListenerTestKit, message_for, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -316,7 +316,7 @@ def test_yaml_listener_with_the_tclisten_command_on_rabbitmq(vhost_url):
     with FakeTaskclusterService(EMAIL_ANSWERS) as tc:
         env = clean_env(TCLISTEN_BROKER_URL=vhost_url, TASKCLUSTER_ROOT_URL=tc.root_url,
                         TASKCLUSTER_CLIENT_ID=tc.client_id, TASKCLUSTER_ACCESS_TOKEN=tc.credentials["accessToken"])
-        script = Script(["-m", "tclisten.cli", "run", "examples/listener.yaml"], env)
+        script = Script(["-m", "tclisten", "run", "examples/listener.yaml"], env)
         try:
             wait_for_queue(vhost_url, "queue/guest/failure-mailer", script.process)
             publish(vhost_url, [record_of(FAILED)])

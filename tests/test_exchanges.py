@@ -16,7 +16,7 @@ from tclisten.exchanges import (AuthEvents, ExchangesClient, GithubEvents, Hooks
                                 QueueEvents, SchedulerEvents, Topic, WorkerManagerEvents, cc_routes,
                                 exchanges_class)
 from tclisten.matching import TopicMatcher
-from tclisten.references import Exchange, ExchangesReference, bundled, parse
+from tclisten.taskcluster.references import Exchange, ExchangesReference, bundled, parse
 
 TASK_ID = "fQGgk0ZbTSOcE6gWAqqH7g"
 GROUP_ID = "Z8x9oxYoRzqBfJmJtHqjUA"

@@ -15,7 +15,7 @@ taskcluster = pytest.importorskip("taskcluster")
 official_client = pytest.importorskip("taskcluster.client")
 
 from tclisten.exchanges import exchanges_class  # noqa: E402
-from tclisten.references import ExchangesReference, bundled, reference_facts  # noqa: E402
+from tclisten.taskcluster.references import ExchangesReference, bundled, reference_facts  # noqa: E402
 
 ROOT_URL = "https://tc.example.com"
 

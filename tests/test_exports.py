@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import tclisten
-from tclisten import references
+from tclisten.taskcluster import references
 
 
 def test_every_exported_name_resolves():

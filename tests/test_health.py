@@ -16,8 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from faultkit import Running, queue_counts, rabbitmqctl, wait_until
-from listener_kit import Broker, task_key, task_status, GROUP, slug
+from support.faultkit import Running, queue_counts, rabbitmqctl, wait_until
+from support.listener_kit import Broker, task_key, task_status, GROUP, slug
 from tclisten.app import Listener
 from tclisten.exceptions import BrokerError, ConfigError
 from tclisten.exchanges import QueueEvents

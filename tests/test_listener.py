@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from listener_kit import GROUP, run_listener, slug, task_key, task_status
+from support.listener_kit import GROUP, run_listener, slug, task_key, task_status
 from tclisten.app import Listener
 from tclisten.exceptions import BindingError, BrokerError, ConfigError
 from tclisten.exchanges import QueueEvents
@@ -237,7 +237,7 @@ def test_passwords_never_in_repr(broker_url):
 
 def test_handler_calls_taskcluster_with_hawk_through_ctx(broker, make_listener):
     """The first slice end to end: broker -> loop -> handler -> Hawk-signed REST call."""
-    from tclisten.fakeserver import FakeTaskcluster
+    from tclisten.testing.fakeserver import FakeTaskcluster
 
     token = uuid.uuid4().hex  # made at run time, never a committed secret
     with FakeTaskcluster(clients={"reactor": {"accessToken": token, "scopes": ["queue:rerun-task:*", "*"]}}) as tc:

@@ -22,8 +22,8 @@ from conftest import ROOT
 CHECK = r"""
 import json, sys
 import tclisten
-import tclisten.references as refs
-from tclisten.client import Queue, bundled_services, client_class
+import tclisten.taskcluster.references as refs
+from tclisten.taskcluster.client import Queue, bundled_services, client_class
 if "Queue" in getattr(tclisten, "_EXPORTS", {}):  # exported by the package itself
     assert tclisten.Queue is Queue
 queue = Queue({"rootUrl": "https://tc.example.com"})
@@ -59,8 +59,10 @@ def test_wheel_installs_into_a_fresh_venv_and_finds_its_references(tmp_path):
          tmp_path, env)
     (wheel,) = dist.glob("tclisten-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for member in ("tclisten/client.py", "tclisten/calls.py", "tclisten/hawk.py", "tclisten/py.typed",
-                   "tclisten/references/manifest.json", "tclisten/references/queue/v1/api.json",
+    for member in ("tclisten/taskcluster/client.py", "tclisten/taskcluster/calls.py", "tclisten/taskcluster/hawk.py",
+                   "tclisten/py.typed", "tclisten/cli/commands.py", "tclisten/testing/kit.py",
+                   "tclisten/taskcluster/reference_data/manifest.json",
+                   "tclisten/taskcluster/reference_data/queue/v1/api.json",
                    "tclisten/examples/reactor.py", "tclisten/examples/messages/all.jsonl"):
         assert member in names
 
@@ -74,7 +76,7 @@ def test_wheel_installs_into_a_fresh_venv_and_finds_its_references(tmp_path):
     out = json.loads(_run([str(python), "-I", "-c", CHECK], tmp_path, env).splitlines()[-1])
     site = Path(out["file"]).resolve().parent.parent
     assert Path(out["file"]).resolve().is_relative_to(venv.resolve())
-    assert Path(out["references"]) == site / "tclisten" / "references"
+    assert Path(out["references"]) == site / "tclisten" / "taskcluster" / "reference_data"
     assert out["url"] == "https://tc.example.com/api/queue/v1/task/abc"
     assert out["services"]["PurgeCache"] == "purge-cache" and len(out["services"]) >= 12
     assert not any(str(ROOT) in entry for entry in out["sys_path"])

@@ -49,11 +49,11 @@ def test_readme_listener_example_declares_what_it_says():
 
 
 def test_generated_reference_matches_the_bundled_references():
-    from tclisten.docs import BEGIN, END, reference_markdown
+    from tclisten.taskcluster.docs import BEGIN, END, reference_markdown
 
     text = (ROOT / "README.md").read_text()
     section = text.split(BEGIN, 1)[1].split(END, 1)[0]
-    assert section == "\n" + reference_markdown(), "run: python -m tclisten.docs README.md"
+    assert section == "\n" + reference_markdown(), "run: python -m tclisten.taskcluster.docs README.md"
 
 
 def test_readme_test_kit_example_runs():

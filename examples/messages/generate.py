@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from tclisten.factories import message_for
+from tclisten.testing.factories import message_for
 
 NOW = datetime.datetime(2026, 3, 2, 14, 30, 5, 123000, tzinfo=datetime.timezone.utc)
 TASK_GROUP = "Wt-6mxx-QlCQtBZXj5DNPw"

@@ -1,0 +1,568 @@
+"""Taskcluster REST clients, one class per service, built from API references.
+
+Every bundled service has a class named as the official client names it (``Queue``,
+``Index``, ``Auth``, ... and the 2015 ``Scheduler``); :func:`client_class` builds one from
+any reference at run time.  Classes are built on first use and cached.
+
+>>> from tclisten.taskcluster.client import Queue
+>>> queue = Queue({"rootUrl": "https://tc.example.com"})
+>>> queue.buildUrl("task", "abc")
+'https://tc.example.com/api/queue/v1/task/abc'
+
+Options (a dict, like the official client, and/or keywords): ``rootUrl``, ``baseUrl`` (2015:
+the service's own base URL), ``credentials`` ``{clientId, accessToken, certificate}``,
+``authorizedScopes``, ``maxRetries`` (5), ``signedUrlExpiration`` (900 s), ``timeout`` (30 s).
+What is missing comes from ``TASKCLUSTER_ROOT_URL``, ``TASKCLUSTER_CLIENT_ID``,
+``TASKCLUSTER_ACCESS_TOKEN`` and ``TASKCLUSTER_CERTIFICATE``.
+
+A client keeps one keep-alive ``requests.Session``; the environment's proxies and CA bundle
+are read once, when the client is built.  A client may be shared by several threads: it holds
+no per-call state, and requests' connection pool is thread-safe (up to 10 pooled connections
+per host; more threads open extra connections that are not kept).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+import urllib.parse
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from . import references
+from .calls import PING, CallSpec, encode_query
+from ..exceptions import (CallError, ConfigError, CredentialsError, ReferenceFormatError,
+                         TaskclusterAuthFailure, TaskclusterConnectionError, TaskclusterRestFailure)
+
+if TYPE_CHECKING:  # requests, and hawk which needs it, load with the first client (start-up)
+    import requests
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BaseClient", "client_class", "retry_delay", "DEFAULT_OPTIONS"]
+
+#: Defaults of the options that have one.
+DEFAULT_OPTIONS: Mapping[str, Any] = MappingProxyType(
+    {"maxRetries": 5, "signedUrlExpiration": 900, "timeout": 30.0})
+_OPTIONS = ("rootUrl", "baseUrl", "credentials", "authorizedScopes", "maxRetries",
+            "signedUrlExpiration", "timeout")
+_CREDENTIAL_KEYS = ("clientId", "accessToken", "certificate")
+_LEGACY_ROOT_URL = "https://taskcluster.net"
+_sleep = time.sleep  # module-level so a test can record the backoff without waiting
+
+
+def retry_delay(retry: int) -> float:
+    """Seconds to wait before retry number ``retry`` (1, 2, ...): the official backoff.
+
+    >>> 0.075 <= retry_delay(1) <= 0.125
+    True
+    """
+    if retry <= 0:
+        return 0.0
+    return min(0.1 * 2 ** (retry - 1) * random.uniform(0.75, 1.25), 30.0)
+
+
+def _suggest(name: str, known: tuple[str, ...]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+
+
+def _scrub(url: str) -> str:
+    """``url`` without user:password and without a bewit, fit for logs and messages."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+    if "bewit=" in parts.query:
+        parts = parts._replace(query="&".join(
+            q for q in parts.query.split("&") if not q.startswith("bewit=")))
+    return urllib.parse.urlunsplit(parts)
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
+
+
+def _json_default(value: Any) -> Any:
+    import datetime
+    if isinstance(value, datetime.datetime):
+        text = value.isoformat()
+        if value.utcoffset() is None:
+            return text + "Z"
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    raise TypeError(f"payload value of type {type(value).__name__} is not JSON serializable")
+
+
+class BaseClient:
+    """What every service client shares: options, the session, calls, URLs, retries.
+
+    Not used directly: take a service class (``Queue``) or :func:`client_class`.
+    """
+
+    reference: references.APIReference
+    serviceName: str
+    apiVersion: str
+    _calls: Mapping[str, CallSpec] = MappingProxyType({})
+
+    def __init__(self, options: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        if not hasattr(type(self), "reference"):
+            raise ConfigError("BaseClient serves no service: use a service class (Queue, ...) "
+                              "or client_class(reference)")
+        merged: dict[str, Any] = {}
+        for source in (options or {}), kwargs:
+            if not isinstance(source, Mapping):
+                raise ConfigError(f"options must be a dict, not {type(source).__name__}")
+            for key, value in source.items():
+                if key not in _OPTIONS:
+                    raise ConfigError(f"unknown option {key!r}{_suggest(str(key), _OPTIONS)}", option=key)
+                merged[key] = value
+        self._init_urls(merged)
+        self._init_credentials(merged)
+        self.max_retries = _number(merged, "maxRetries", DEFAULT_OPTIONS["maxRetries"], integer=True, minimum=0)
+        self.signed_url_expiration = _number(merged, "signedUrlExpiration",
+                                             DEFAULT_OPTIONS["signedUrlExpiration"], minimum=1)
+        self.timeout = _timeout(merged.get("timeout", DEFAULT_OPTIONS["timeout"]))
+        self.options = MappingProxyType({
+            "rootUrl": self.root_url, "baseUrl": self.base_url,
+            "authorizedScopes": self.authorized_scopes, "maxRetries": self.max_retries,
+            "signedUrlExpiration": self.signed_url_expiration, "timeout": self.timeout})
+        self.session = self._make_session()
+
+    # ------------------------------------------------------------------ construction
+
+    def _init_urls(self, opts: dict) -> None:
+        root = opts.get("rootUrl")
+        base = opts.get("baseUrl")
+        for name, value in (("rootUrl", root), ("baseUrl", base)):
+            if value is not None and (not isinstance(value, str) or not value.startswith(("http://", "https://"))):
+                raise ConfigError(f"option {name!r} must be an http(s) URL, got {_scrub(str(value))!r}", option=name)
+        if root is None and base is None:
+            root = os.environ.get("TASKCLUSTER_ROOT_URL") or None
+        self.root_url = root.rstrip("/") if root else None
+        ref = self.reference
+        if base:
+            self.base_url = base.rstrip("/")
+        elif self.root_url == _LEGACY_ROOT_URL:
+            self.base_url = f"https://{ref.service_name}.taskcluster.net/{ref.api_version}"
+        elif self.root_url:
+            self.base_url = f"{self.root_url}/api/{ref.service_name}/{ref.api_version}"
+        elif ref.base_url:  # a 2015 reference names its service's own URL
+            self.base_url = ref.base_url.rstrip("/")
+        else:
+            raise ConfigError(f"{type(self).__name__}: the rootUrl option is required "
+                              "(or set TASKCLUSTER_ROOT_URL)", option="rootUrl")
+
+    def _init_credentials(self, opts: dict) -> None:
+        if "credentials" in opts:
+            creds = opts["credentials"] or {}
+            origin = "credentials"
+            if not isinstance(creds, Mapping):
+                raise ConfigError(f"option 'credentials' must be a dict, not {type(creds).__name__}",
+                                  option="credentials")
+            for key in creds:
+                if key not in _CREDENTIAL_KEYS:
+                    raise ConfigError(f"unknown credentials key {key!r}{_suggest(str(key), _CREDENTIAL_KEYS)}",
+                                      option=f"credentials.{key}")
+        else:
+            env = os.environ
+            creds = {k: env.get(v) for k, v in (("clientId", "TASKCLUSTER_CLIENT_ID"),
+                                                ("accessToken", "TASKCLUSTER_ACCESS_TOKEN"),
+                                                ("certificate", "TASKCLUSTER_CERTIFICATE")) if env.get(v)}
+            origin = "TASKCLUSTER_* environment"
+        client_id, token, cert = (creds.get(k) for k in _CREDENTIAL_KEYS)
+        if (client_id or token or cert) and not (client_id and token):
+            missing = "clientId" if not client_id else "accessToken"
+            raise CredentialsError(f"{origin}: {missing} is missing", field=missing)
+        if client_id is not None and not isinstance(client_id, str):
+            raise CredentialsError(f"{origin}: clientId must be str, not {type(client_id).__name__}",
+                                   field="clientId")
+        if token is not None and not isinstance(token, str):
+            raise CredentialsError(f"{origin}: accessToken must be str, not {type(token).__name__}",
+                                   field="accessToken")
+        if isinstance(cert, str):
+            try:
+                cert = json.loads(cert)
+            except ValueError:
+                raise CredentialsError(f"{origin}: certificate is not valid JSON", field="certificate") from None
+        if cert is not None and not isinstance(cert, Mapping):
+            raise CredentialsError(f"{origin}: certificate must be a dict or a JSON object",
+                                   field="certificate")
+        scopes = opts.get("authorizedScopes")
+        if scopes is not None and (not isinstance(scopes, (list, tuple))
+                                   or not all(isinstance(s, str) for s in scopes)):
+            raise ConfigError("option 'authorizedScopes' must be a list of str", option="authorizedScopes")
+        self.authorized_scopes = tuple(scopes) if scopes is not None else None
+        self.client_id = client_id or None
+        from .hawk import HawkAuth, make_ext
+
+        self._auth = (HawkAuth(client_id, token, make_ext(dict(cert) if cert else None, scopes))
+                      if client_id else None)
+
+    def _make_session(self) -> requests.Session:
+        """One keep-alive session for the client's life; the environment is read here, once."""
+        import requests
+        import requests.utils
+
+        session = requests.Session()
+        # trust_env makes requests scan the environment on every request (~30 % of a call's
+        # CPU): read proxies and CA bundle once, here, and hand them over explicitly.
+        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
+        session.trust_env = False
+        session.headers["User-Agent"] = f"tclisten/{_version()} {session.headers['User-Agent']}"
+        self._headers = dict(session.headers)
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        return session
+
+    def close(self) -> None:
+        """Close the pooled connections (the client stays usable and reconnects on demand)."""
+        self.session.close()
+
+    def __enter__(self) -> "BaseClient":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        who = f", clientId={self.client_id!r}" if self.client_id else ""
+        return f"{type(self).__name__}(baseUrl={self.base_url!r}{who})"
+
+    # ------------------------------------------------------------------ calls
+
+    def _spec(self, method_name: str) -> CallSpec:
+        try:
+            return self._calls[method_name]
+        except KeyError:
+            raise CallError(f"{type(self).__name__} has no method {method_name!r}"
+                            f"{_suggest(method_name, tuple(self._calls))}", method=method_name) from None
+
+    def _call(self, spec: CallSpec, args: tuple, kwargs: dict) -> Any:
+        path, payload, query = spec.bind(args, kwargs)
+        url = self.base_url + path
+        if query:
+            url += "?" + encode_query(query)
+        return self._request(spec.method, url, payload)
+
+    def _request(self, method: str, url: str, payload: Any = None) -> Any:
+        """Send with retries; the decoded JSON answer, or None for 204."""
+        import requests  # loaded by the constructor already: a dict lookup
+        body = None
+        headers = None
+        if payload is not None:
+            try:
+                body = json.dumps(payload, separators=(",", ":"), default=_json_default).encode("utf-8")
+            except (TypeError, ValueError) as exc:
+                raise CallError(f"{method} {_scrub(url)}: payload is not JSON: {exc}", method=method,
+                                url=_scrub(url)) from exc
+            headers = self._json_headers
+        else:
+            headers = self._headers
+        session = self.session
+        auth = self._auth
+        send_options = {"timeout": self.timeout, "allow_redirects": False, "stream": False,
+                        "proxies": session.proxies, "verify": session.verify, "cert": session.cert}
+        attempts = self.max_retries + 1
+        cause: BaseException | None = None
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                delay = retry_delay(attempt - 1)
+                logger.warning("retrying %s %s in %.2fs (attempt %d of %d): %s",
+                               method, _scrub(url), delay, attempt, attempts, cause)
+                _sleep(delay)
+            # Prepared by hand and sent with the settings read at construction: Session.request
+            # would merge cookies, hooks and environment on every call (~20 % of a call's CPU).
+            prepared = requests.PreparedRequest()
+            try:
+                prepared.prepare(method=method, url=url, headers=headers, data=body, auth=auth)
+                reply = session.send(prepared, **send_options)
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                cause = exc
+                continue
+            except requests.RequestException as exc:
+                raise TaskclusterConnectionError(f"{method} {_scrub(url)}: {type(exc).__name__}",
+                                                 method=method, url=_scrub(url), attempts=attempt) from exc
+            status = reply.status_code
+            if status < 400:  # a 303 (getArtifact) carries its JSON answer: never follow it
+                return self._decode(reply, method, url)
+            failure = _failure(reply, method, url)
+            if status < 500:
+                raise failure
+            cause = failure
+        status_code = getattr(cause, "status_code", None)
+        raise TaskclusterConnectionError(
+            f"{method} {_scrub(url)}: no usable answer after {attempts} attempt{'s' if attempts > 1 else ''}"
+            f" (last: {_describe(cause)})", method=method, url=_scrub(url), attempts=attempts,
+            status_code=status_code) from cause
+
+    @staticmethod
+    def _decode(reply: requests.Response, method: str, url: str) -> Any:
+        if reply.status_code == 204:
+            return None
+        content = reply.content
+        try:
+            return json.loads(content)
+        except ValueError:
+            raise TaskclusterRestFailure(
+                f"{method} {_scrub(url)}: {reply.status_code} answer is not JSON "
+                f"({reply.headers.get('Content-Type', 'no content type')}, {len(content)} bytes)",
+                status_code=reply.status_code, method=method, url=_scrub(url),
+                request_id=_request_id(reply), body=content[:1024].decode("utf-8", "replace")) from None
+
+    # ------------------------------------------------------------------ URLs
+
+    def buildUrl(self, methodName: str, *args: Any, **kwargs: Any) -> str:
+        """The URL a call would use (arguments as for the call itself).
+
+        >>> from tclisten.taskcluster.client import Queue
+        >>> Queue({"rootUrl": "https://tc.example.com"}).buildUrl("listTaskGroup", "G", query={"limit": 5})
+        'https://tc.example.com/api/queue/v1/task-group/G/list?limit=5'
+        """
+        path, _, query = self._spec(methodName).bind(args, kwargs, url_only=True)
+        return self.base_url + path + ("?" + encode_query(query) if query else "")
+
+    def buildSignedUrl(self, methodName: str, *args: Any, expiration: float | None = None,
+                       **kwargs: Any) -> str:
+        """A URL carrying a bewit, usable without credentials for ``expiration`` seconds
+        (default: the ``signedUrlExpiration`` option).  GET methods only.
+
+        >>> from tclisten.taskcluster.client import Queue
+        >>> q = Queue({"rootUrl": "https://tc.example.com", "credentials": {"clientId": "c", "accessToken": "t"}})
+        >>> "?bewit=" in q.buildSignedUrl("task", "abc", expiration=60)
+        True
+        """
+        spec = self._spec(methodName)
+        if spec.method != "GET":
+            raise CallError(f"{spec.signature_text}: signed URLs exist for GET methods only, "
+                            f"this one is {spec.method}", method=methodName)
+        if self._auth is None:
+            raise CredentialsError("buildSignedUrl needs credentials (clientId and accessToken)")
+        if expiration is None:
+            expiration = self.signed_url_expiration
+        if isinstance(expiration, bool) or not isinstance(expiration, (int, float)) or expiration <= 0:
+            raise CallError(f"expiration must be a positive number of seconds, not {expiration!r}",
+                            method=methodName)
+        url = self.buildUrl(methodName, *args, **kwargs)
+        auth = self._auth
+        from .hawk import sign_url
+
+        return sign_url(url, auth.client_id, auth._credentials["key"], expiration, auth.ext)
+
+    # ------------------------------------------------------------------ pagination
+
+    def paginate(self, methodName: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Yield every page of a method that takes ``continuationToken``.
+
+        Arguments are those of the call; ``query`` (e.g. ``limit``) is kept on every page.
+
+        >>> from tclisten.taskcluster.client import Queue
+        >>> pages = Queue({"rootUrl": "https://tc.example.com"}).paginate("listTaskGroup", "G")
+        """
+        spec = self._spec(methodName)
+        if "continuationToken" not in spec.query_names:
+            raise CallError(f"{spec.signature_text}: does not paginate (no continuationToken query)",
+                            method=methodName)
+        query = dict(kwargs.pop("query", None) or {})
+        spec.bind(args, {**kwargs, "query": query})  # misuse fails now, not at the first next()
+        return self._pages(spec, args, kwargs, query)
+
+    def _pages(self, spec: CallSpec, args: tuple, kwargs: dict, query: dict) -> Iterator[Any]:
+        while True:
+            page = self._call(spec, args, {**kwargs, "query": query})
+            yield page
+            token = page.get("continuationToken") if isinstance(page, dict) else None
+            if not token:
+                return
+            query = {**query, "continuationToken": token}
+
+    def iterate(self, methodName: str, *args: Any, items: str | None = None, **kwargs: Any) -> Iterator[Any]:
+        """Yield every item of every page; ``items`` names the list in each page (by default
+        the page's only list-valued key, e.g. ``tasks`` for ``listTaskGroup``).
+
+        >>> from tclisten.taskcluster.client import Queue
+        >>> tasks = Queue({"rootUrl": "https://tc.example.com"}).iterate("listTaskGroup", "G")
+        """
+        pages = self.paginate(methodName, *args, **kwargs)
+
+        def generate() -> Iterator[Any]:
+            key = items
+            for page in pages:
+                if not isinstance(page, dict):
+                    raise CallError(f"{methodName}: a page is not a JSON object", method=methodName)
+                if key is None:
+                    lists = [k for k, v in page.items() if isinstance(v, list)]
+                    if len(lists) != 1:
+                        raise CallError(f"{methodName}: cannot tell which list to iterate "
+                                        f"(found {lists}); pass items=...", method=methodName)
+                    key = lists[0]
+                yield from page.get(key) or ()
+
+        return generate()
+
+
+def _failure(reply: requests.Response, method: str, url: str) -> TaskclusterRestFailure:
+    status = reply.status_code
+    try:
+        body: Any = json.loads(reply.content)
+    except ValueError:
+        body = reply.content[:4096].decode("utf-8", "replace") or None
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message:
+        message = f"{status} {reply.reason or 'error'} (no message from the server)"
+    cls = TaskclusterAuthFailure if status in (401, 403) else TaskclusterRestFailure
+    # ``message`` is the server's own text (the exception tree's contract); where the call
+    # went is in the attributes.
+    return cls(message, status_code=status, method=method, url=_scrub(url),
+               request_id=_request_id(reply), body=body)
+
+
+def _describe(cause: BaseException | None) -> str:
+    if isinstance(cause, TaskclusterRestFailure):
+        return f"{cause.status_code} {cause.message}"
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _request_id(reply: requests.Response) -> str | None:
+    return reply.headers.get("x-for-request-id") or reply.headers.get("x-request-id")
+
+
+def _number(opts: dict, name: str, default: Any, integer: bool = False, minimum: float = 0) -> Any:
+    value = opts.get(name, default)
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+        kind = "an int" if integer else "a number"
+        raise ConfigError(f"option {name!r} must be {kind} >= {minimum}, got {value!r}", option=name)
+    return value
+
+
+def _timeout(value: Any) -> Any:
+    if value is None:
+        return None
+    items = value if isinstance(value, tuple) and len(value) == 2 else (value,)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0:
+            raise ConfigError(f"option 'timeout' must be seconds > 0 or a (connect, read) pair, got {value!r}",
+                              option="timeout")
+    return value
+
+
+# ---------------------------------------------------------------------- building classes
+
+_classes: dict[Any, type] = {}
+_kept: list = []  # references whose id() keys _classes, kept alive so no id is reused
+_classes_lock = threading.Lock()
+_BASE_NAMES = frozenset(dir(BaseClient)) | {
+    "options", "session", "root_url", "base_url", "client_id", "timeout", "max_retries",
+    "signed_url_expiration", "authorized_scopes", "reference", "serviceName", "apiVersion"}
+
+
+def _make_method(spec: CallSpec):
+    def method(self, *args, **kwargs):
+        return self._call(spec, args, kwargs)
+
+    method.__name__ = method.__qualname__ = spec.name
+    method.__doc__ = spec.doc
+    method.__signature__ = spec.signature
+    return method
+
+
+def _build(ref: references.APIReference) -> type:
+    functions = list(ref.functions)
+    if not any(fn.name == "ping" for fn in functions):
+        functions.insert(0, PING)
+    calls: dict[str, CallSpec] = {}
+    namespace: dict[str, Any] = {}
+    for fn in functions:
+        if fn.name in _BASE_NAMES:
+            raise ReferenceFormatError(f"{ref.source or ref.class_name}: function {fn.name!r} would hide "
+                                       "a client attribute", source=ref.source, entry=fn.name)
+        spec = CallSpec.from_function(fn)
+        calls[fn.name] = spec
+        method = _make_method(spec)
+        method.__qualname__ = f"{ref.class_name}.{fn.name}"
+        namespace[fn.name] = method
+    namespace.update(
+        __module__=__name__, reference=ref, serviceName=ref.service_name, apiVersion=ref.api_version,
+        _calls=MappingProxyType(calls),
+        __doc__=(f"Client of the Taskcluster {ref.service_name} service, API {ref.api_version} "
+                 f"({len(calls)} methods).\n\n"
+                 f">>> client = {ref.class_name}({{'rootUrl': 'https://tc.example.com'}})\n"
+                 f">>> client.buildUrl('ping')\n"
+                 f"'https://tc.example.com/api/{ref.service_name}/{ref.api_version}/ping'\n"))
+    return type(ref.class_name, (BaseClient,), namespace)
+
+
+def client_class(name_or_reference: str | references.APIReference | Mapping[str, Any]) -> type:
+    """The client class of a bundled service (by class name), or of any API reference
+    (a parsed :class:`~tclisten.taskcluster.references.APIReference` or an ``api.json`` dict).
+
+    Classes are cached: asking twice returns the same class.
+
+    >>> client_class("Queue") is client_class("Queue")
+    True
+    >>> client_class("PurgeCache").serviceName
+    'purge-cache'
+    """
+    ref = name_or_reference
+    if isinstance(ref, str):
+        cls = _classes.get(ref)
+        if cls is not None:
+            return cls
+        refs = references.bundled()
+        found = refs.get(ref)
+        if not isinstance(found, references.APIReference):
+            apis = tuple(sorted(n for n, r in refs.items() if isinstance(r, references.APIReference)))
+            raise ConfigError(f"no bundled Taskcluster service {ref!r}{_suggest(ref, apis)}", service=ref)
+        key: Any = ref
+        ref = found
+    elif isinstance(ref, Mapping):
+        ref = references.parse(dict(ref), "<reference given to client_class>")
+        if not isinstance(ref, references.APIReference):
+            raise ConfigError("client_class needs an API reference, not an exchanges reference")
+        key = None  # a new dict each time: nothing to cache by
+    elif isinstance(ref, references.APIReference):
+        key = ("ref", id(ref))
+    else:
+        raise ConfigError(f"client_class takes a service name or an API reference, not {type(ref).__name__}")
+    with _classes_lock:
+        entry = _classes.get(key) if key is not None else None
+        if entry is None:
+            entry = _build(ref)
+            if key is not None:
+                _classes[key] = entry
+                if isinstance(key, tuple):
+                    _kept.append(ref)
+    return entry
+
+
+def bundled_services() -> list[str]:
+    """Class names of the bundled API references (``['Auth', 'Github', ...]``).
+
+    >>> "Queue" in bundled_services()
+    True
+    """
+    return sorted(n for n, r in references.bundled().items() if isinstance(r, references.APIReference))
+
+
+def __getattr__(name: str) -> type:
+    if name[:1].isupper():
+        ref = references.bundled().get(name)
+        if isinstance(ref, references.APIReference):
+            cls = client_class(name)
+            globals()[name] = cls
+            return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__.append("bundled_services")
