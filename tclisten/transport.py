@@ -4,8 +4,12 @@ Why: py-amqp reads every AMQP frame with three ``recv`` calls (the 7-byte header
 the frame-end byte), and a delivered message is three frames (method, content header, body).
 Measured on this machine, a raw py-amqp consumer made 180,153 ``recvfrom`` calls for 20,000
 messages; reading up to 64 KiB whenever the buffer runs dry made 239, throughput rose 15-30 %
-and the client's CPU fell from 84-94 to 65-74 µs per message. Pulse only speaks TLS, where every
-read is also a trip through ``SSLSocket`` and OpenSSL.
+and the client's CPU fell from 84-94 to 65-74 µs per message. Through kombu (20,000 persistent
+messages, prefetch 1000, loopback broker): 180,013 reads for 60,001 frames became 220, client CPU
+went from 20.4-21.6 to 12.1-12.9 µs per message. Pulse only speaks TLS; there OpenSSL reads
+whole records itself, so py-amqp's three reads per frame are calls into ``SSLSocket`` rather
+than syscalls, and the gain is smaller: 16.8-17.5 to 13.0-13.9 µs per message through a
+loopback TLS proxy.
 
 Each layer is a subclass at one of py-amqp's or kombu's own extension points::
 
@@ -33,7 +37,7 @@ import os
 import socket
 import struct
 from ssl import SSLError
-from typing import Any, Callable, ClassVar, Tuple
+from typing import Any, Callable, ClassVar
 
 import amqp.transport
 import kombu
@@ -51,7 +55,7 @@ __all__ = [
 ]
 
 #: ``(frame_type, channel, payload)``, what py-amqp's ``read_frame`` returns.
-Frame = Tuple[int, int, bytes]
+Frame = tuple[int, int, bytes]
 
 READ_SIZE = 64 * 1024
 HEADER = struct.Struct(">BHI")  # frame type, channel, payload size
@@ -126,7 +130,7 @@ class FrameBuffer:
         possible frame while its header is incomplete)."""
         if self._end - self._start < HEADER.size:
             return MIN_FRAME
-        _, _, size = HEADER.unpack_from(self._buf, self._start)
+        size: int = HEADER.unpack_from(self._buf, self._start)[2]
         return MIN_FRAME + size
 
     def writable(self) -> memoryview:
