@@ -21,10 +21,10 @@ from __future__ import annotations
 import inspect
 import keyword
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
-from ..exceptions import CallError, ReferenceFormatError
+from ..exceptions import CallError, ReferenceFormatError, did_you_mean
 from .references import Function
 
 __all__ = ["CallSpec", "encode_query", "format_scopes", "PING"]
@@ -145,11 +145,8 @@ class CallSpec:
         if kwargs:  # route arguments by keyword
             unknown = [k for k in kwargs if k not in self.args]
             if unknown:
-                import difflib
-
-                close = difflib.get_close_matches(unknown[0], [*self.args, "payload", "query"], n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise self.fail(f"unexpected keyword argument {unknown[0]!r}{hint}")
+                hint = did_you_mean(unknown[0], [*self.args, "payload", "query"], known=True)
+                raise self.fail(f"unexpected keyword argument {unknown[0]!r}; {hint}".rstrip())
             missing = [a for a in self.args if a not in kwargs]
             if missing:
                 raise self.fail(f"missing route argument {missing[0]!r}")
@@ -181,7 +178,7 @@ class CallSpec:
             raise self.fail("takes no payload")
         return self._path(values), payload, self._query(query)
 
-    def _path(self, values) -> str:
+    def _path(self, values: Sequence[Any]) -> str:
         if not self._slots:
             return self._pieces[0]
         pieces = list(self._pieces)
@@ -208,8 +205,8 @@ class CallSpec:
         out = {}
         for name, value in query.items():
             if name not in self.query_names:
-                known = ", ".join(sorted(self.query_names)) or "none"
-                raise self.fail(f"unknown query option {name!r} (known: {known})")
+                hint = did_you_mean(name, sorted(self.query_names), known=True) or "it takes none."
+                raise self.fail(f"unknown query option {name!r}; {hint}".rstrip())
             if value is None:
                 continue
             if isinstance(value, bool):  # Taskcluster reads "true"/"false", not Python's "True"

@@ -13,7 +13,8 @@ Options (a dict, like the official client, and/or keywords): ``rootUrl``, ``base
 the service's own base URL), ``credentials`` ``{clientId, accessToken, certificate}``,
 ``authorizedScopes``, ``maxRetries`` (5), ``signedUrlExpiration`` (900 s), ``timeout`` (30 s).
 What is missing comes from ``TASKCLUSTER_ROOT_URL``, ``TASKCLUSTER_CLIENT_ID``,
-``TASKCLUSTER_ACCESS_TOKEN`` and ``TASKCLUSTER_CERTIFICATE``.
+``TASKCLUSTER_ACCESS_TOKEN`` and ``TASKCLUSTER_CERTIFICATE``, read by
+:func:`tclisten.taskcluster.credentials.read_options` (``credentials: None`` means anonymous).
 
 A client keeps one keep-alive ``requests.Session``; the environment's proxies and CA bundle
 are read once, when the client is built.  A client may be shared by several threads: it holds
@@ -29,17 +30,21 @@ import os
 import random
 import threading
 import time
-import urllib.parse
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
-from . import references
+from . import references, utils
 from .calls import PING, CallSpec, encode_query
+from .credentials import Credentials, read_options
 from ..exceptions import (CallError, ConfigError, CredentialsError, ReferenceFormatError,
-                         TaskclusterAuthFailure, TaskclusterConnectionError, TaskclusterRestFailure)
+                         TaskclusterAuthFailure, TaskclusterConnectionError, TaskclusterRestFailure,
+                         did_you_mean)
+from ..redact import scrub_url
 
 if TYPE_CHECKING:  # requests, and hawk which needs it, load with the first client (start-up)
     import requests
+
+    from .hawk import HawkAuth
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +55,6 @@ DEFAULT_OPTIONS: Mapping[str, Any] = MappingProxyType(
     {"maxRetries": 5, "signedUrlExpiration": 900, "timeout": 30.0})
 _OPTIONS = ("rootUrl", "baseUrl", "credentials", "authorizedScopes", "maxRetries",
             "signedUrlExpiration", "timeout")
-_CREDENTIAL_KEYS = ("clientId", "accessToken", "certificate")
 _LEGACY_ROOT_URL = "https://taskcluster.net"
 _sleep = time.sleep  # module-level so a test can record the backoff without waiting
 
@@ -66,39 +70,9 @@ def retry_delay(retry: int) -> float:
     return min(0.1 * 2 ** (retry - 1) * random.uniform(0.75, 1.25), 30.0)
 
 
-def _suggest(name: str, known: tuple[str, ...]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, known, n=1)
-    return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
-
-
-def _scrub(url: str) -> str:
-    """``url`` without user:password and without a bewit, fit for logs and messages."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" in parts.netloc:
-        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
-    if "bewit=" in parts.query:
-        parts = parts._replace(query="&".join(
-            q for q in parts.query.split("&") if not q.startswith("bewit=")))
-    return urllib.parse.urlunsplit(parts)
-
-
 def _version() -> str:
     from .. import __version__
     return __version__
-
-
-def _json_default(value: Any) -> Any:
-    import datetime
-    if isinstance(value, datetime.datetime):
-        text = value.isoformat()
-        if value.utcoffset() is None:
-            return text + "Z"
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    raise TypeError(f"payload value of type {type(value).__name__} is not JSON serializable")
 
 
 class BaseClient:
@@ -122,10 +96,16 @@ class BaseClient:
                 raise ConfigError(f"options must be a dict, not {type(source).__name__}")
             for key, value in source.items():
                 if key not in _OPTIONS:
-                    raise ConfigError(f"unknown option {key!r}{_suggest(str(key), _OPTIONS)}", option=key)
+                    hint = did_you_mean(str(key), _OPTIONS, known=True)
+                    raise ConfigError(f"unknown option {key!r}; {hint}".rstrip(), option=key)
                 merged[key] = value
-        self._init_urls(merged)
-        self._init_credentials(merged)
+        for name in ("rootUrl", "baseUrl"):
+            _check_url(merged, name)
+        deployment = read_options(merged)  # the one reader of credentials and TASKCLUSTER_*
+        self.root_url = deployment.root_url.rstrip("/") if deployment.root_url else None
+        self.base_url = self._base_url(merged.get("baseUrl"))
+        self.authorized_scopes = _scopes(merged.get("authorizedScopes"))
+        self._init_auth(deployment.credentials)
         self.max_retries = _number(merged, "maxRetries", DEFAULT_OPTIONS["maxRetries"], integer=True, minimum=0)
         self.signed_url_expiration = _number(merged, "signedUrlExpiration",
                                              DEFAULT_OPTIONS["signedUrlExpiration"], minimum=1)
@@ -138,73 +118,27 @@ class BaseClient:
 
     # ------------------------------------------------------------------ construction
 
-    def _init_urls(self, opts: dict) -> None:
-        root = opts.get("rootUrl")
-        base = opts.get("baseUrl")
-        for name, value in (("rootUrl", root), ("baseUrl", base)):
-            if value is not None and (not isinstance(value, str) or not value.startswith(("http://", "https://"))):
-                raise ConfigError(f"option {name!r} must be an http(s) URL, got {_scrub(str(value))!r}", option=name)
-        if root is None and base is None:
-            root = os.environ.get("TASKCLUSTER_ROOT_URL") or None
-        self.root_url = root.rstrip("/") if root else None
+    def _base_url(self, base: str | None) -> str:
         ref = self.reference
         if base:
-            self.base_url = base.rstrip("/")
-        elif self.root_url == _LEGACY_ROOT_URL:
-            self.base_url = f"https://{ref.service_name}.taskcluster.net/{ref.api_version}"
-        elif self.root_url:
-            self.base_url = f"{self.root_url}/api/{ref.service_name}/{ref.api_version}"
-        elif ref.base_url:  # a 2015 reference names its service's own URL
-            self.base_url = ref.base_url.rstrip("/")
-        else:
-            raise ConfigError(f"{type(self).__name__}: the rootUrl option is required "
-                              "(or set TASKCLUSTER_ROOT_URL)", option="rootUrl")
+            return base.rstrip("/")
+        if self.root_url == _LEGACY_ROOT_URL:
+            return f"https://{ref.service_name}.taskcluster.net/{ref.api_version}"
+        if self.root_url:
+            return f"{self.root_url}/api/{ref.service_name}/{ref.api_version}"
+        if ref.base_url:  # a 2015 reference names its service's own URL
+            return ref.base_url.rstrip("/")
+        raise ConfigError(f"{type(self).__name__}: the rootUrl option is required "
+                          "(or set TASKCLUSTER_ROOT_URL)", option="rootUrl")
 
-    def _init_credentials(self, opts: dict) -> None:
-        if "credentials" in opts:
-            creds = opts["credentials"] or {}
-            origin = "credentials"
-            if not isinstance(creds, Mapping):
-                raise ConfigError(f"option 'credentials' must be a dict, not {type(creds).__name__}",
-                                  option="credentials")
-            for key in creds:
-                if key not in _CREDENTIAL_KEYS:
-                    raise ConfigError(f"unknown credentials key {key!r}{_suggest(str(key), _CREDENTIAL_KEYS)}",
-                                      option=f"credentials.{key}")
-        else:
-            env = os.environ
-            creds = {k: env.get(v) for k, v in (("clientId", "TASKCLUSTER_CLIENT_ID"),
-                                                ("accessToken", "TASKCLUSTER_ACCESS_TOKEN"),
-                                                ("certificate", "TASKCLUSTER_CERTIFICATE")) if env.get(v)}
-            origin = "TASKCLUSTER_* environment"
-        client_id, token, cert = (creds.get(k) for k in _CREDENTIAL_KEYS)
-        if (client_id or token or cert) and not (client_id and token):
-            missing = "clientId" if not client_id else "accessToken"
-            raise CredentialsError(f"{origin}: {missing} is missing", field=missing)
-        if client_id is not None and not isinstance(client_id, str):
-            raise CredentialsError(f"{origin}: clientId must be str, not {type(client_id).__name__}",
-                                   field="clientId")
-        if token is not None and not isinstance(token, str):
-            raise CredentialsError(f"{origin}: accessToken must be str, not {type(token).__name__}",
-                                   field="accessToken")
-        if isinstance(cert, str):
-            try:
-                cert = json.loads(cert)
-            except ValueError:
-                raise CredentialsError(f"{origin}: certificate is not valid JSON", field="certificate") from None
-        if cert is not None and not isinstance(cert, Mapping):
-            raise CredentialsError(f"{origin}: certificate must be a dict or a JSON object",
-                                   field="certificate")
-        scopes = opts.get("authorizedScopes")
-        if scopes is not None and (not isinstance(scopes, (list, tuple))
-                                   or not all(isinstance(s, str) for s in scopes)):
-            raise ConfigError("option 'authorizedScopes' must be a list of str", option="authorizedScopes")
-        self.authorized_scopes = tuple(scopes) if scopes is not None else None
-        self.client_id = client_id or None
-        from .hawk import HawkAuth, make_ext
+    def _init_auth(self, credentials: Credentials | None) -> None:
+        self.client_id = credentials.clientId if credentials else None
+        self._auth: HawkAuth | None = None
+        if credentials is not None:
+            from .hawk import HawkAuth
 
-        self._auth = (HawkAuth(client_id, token, make_ext(dict(cert) if cert else None, scopes))
-                      if client_id else None)
+            self._auth = HawkAuth(credentials.clientId, credentials.accessToken,
+                                  credentials.ext(self.authorized_scopes))
 
     def _make_session(self) -> requests.Session:
         """One keep-alive session for the client's life; the environment is read here, once."""
@@ -244,8 +178,9 @@ class BaseClient:
         try:
             return self._calls[method_name]
         except KeyError:
-            raise CallError(f"{type(self).__name__} has no method {method_name!r}"
-                            f"{_suggest(method_name, tuple(self._calls))}", method=method_name) from None
+            hint = did_you_mean(method_name, self._calls, known=True)
+            raise CallError(f"{type(self).__name__} has no method {method_name!r}; {hint}".rstrip(),
+                            method=method_name) from None
 
     def _call(self, spec: CallSpec, args: tuple, kwargs: dict) -> Any:
         path, payload, query = spec.bind(args, kwargs)
@@ -261,10 +196,10 @@ class BaseClient:
         headers = None
         if payload is not None:
             try:
-                body = json.dumps(payload, separators=(",", ":"), default=_json_default).encode("utf-8")
+                body = utils.dumpJson(payload).encode("utf-8")
             except (TypeError, ValueError) as exc:
-                raise CallError(f"{method} {_scrub(url)}: payload is not JSON: {exc}", method=method,
-                                url=_scrub(url)) from exc
+                raise CallError(f"{method} {scrub_url(url)}: payload is not JSON: {exc}", method=method,
+                                url=scrub_url(url)) from exc
             headers = self._json_headers
         else:
             headers = self._headers
@@ -278,7 +213,7 @@ class BaseClient:
             if attempt > 1:
                 delay = retry_delay(attempt - 1)
                 logger.warning("retrying %s %s in %.2fs (attempt %d of %d): %s",
-                               method, _scrub(url), delay, attempt, attempts, cause)
+                               method, scrub_url(url), delay, attempt, attempts, cause)
                 _sleep(delay)
             # Prepared by hand and sent with the settings read at construction: Session.request
             # would merge cookies, hooks and environment on every call (~20 % of a call's CPU).
@@ -291,8 +226,8 @@ class BaseClient:
                 cause = exc
                 continue
             except requests.RequestException as exc:
-                raise TaskclusterConnectionError(f"{method} {_scrub(url)}: {type(exc).__name__}",
-                                                 method=method, url=_scrub(url), attempts=attempt) from exc
+                raise TaskclusterConnectionError(f"{method} {scrub_url(url)}: {type(exc).__name__}",
+                                                 method=method, url=scrub_url(url), attempts=attempt) from exc
             status = reply.status_code
             if status < 400:  # a 303 (getArtifact) carries its JSON answer: never follow it
                 return self._decode(reply, method, url)
@@ -302,8 +237,8 @@ class BaseClient:
             cause = failure
         status_code = getattr(cause, "status_code", None)
         raise TaskclusterConnectionError(
-            f"{method} {_scrub(url)}: no usable answer after {attempts} attempt{'s' if attempts > 1 else ''}"
-            f" (last: {_describe(cause)})", method=method, url=_scrub(url), attempts=attempts,
+            f"{method} {scrub_url(url)}: no usable answer after {attempts} attempt{'s' if attempts > 1 else ''}"
+            f" (last: {_describe(cause)})", method=method, url=scrub_url(url), attempts=attempts,
             status_code=status_code) from cause
 
     @staticmethod
@@ -315,9 +250,9 @@ class BaseClient:
             return json.loads(content)
         except ValueError:
             raise TaskclusterRestFailure(
-                f"{method} {_scrub(url)}: {reply.status_code} answer is not JSON "
+                f"{method} {scrub_url(url)}: {reply.status_code} answer is not JSON "
                 f"({reply.headers.get('Content-Type', 'no content type')}, {len(content)} bytes)",
-                status_code=reply.status_code, method=method, url=_scrub(url),
+                status_code=reply.status_code, method=method, url=scrub_url(url),
                 request_id=_request_id(reply), body=content[:1024].decode("utf-8", "replace")) from None
 
     # ------------------------------------------------------------------ URLs
@@ -423,7 +358,7 @@ def _failure(reply: requests.Response, method: str, url: str) -> TaskclusterRest
     cls = TaskclusterAuthFailure if status in (401, 403) else TaskclusterRestFailure
     # ``message`` is the server's own text (the exception tree's contract); where the call
     # went is in the attributes.
-    return cls(message, status_code=status, method=method, url=_scrub(url),
+    return cls(message, status_code=status, method=method, url=scrub_url(url),
                request_id=_request_id(reply), body=body)
 
 
@@ -437,7 +372,21 @@ def _request_id(reply: requests.Response) -> str | None:
     return reply.headers.get("x-for-request-id") or reply.headers.get("x-request-id")
 
 
-def _number(opts: dict, name: str, default: Any, integer: bool = False, minimum: float = 0) -> Any:
+def _check_url(opts: Mapping[str, Any], name: str) -> None:
+    value = opts.get(name)
+    if value is not None and (not isinstance(value, str) or not value.startswith(("http://", "https://"))):
+        raise ConfigError(f"option {name!r} must be an http(s) URL, got {scrub_url(str(value))!r}", option=name)
+
+
+def _scopes(scopes: Any) -> tuple[str, ...] | None:
+    if scopes is None:
+        return None
+    if not isinstance(scopes, (list, tuple)) or not all(isinstance(s, str) for s in scopes):
+        raise ConfigError("option 'authorizedScopes' must be a list of str", option="authorizedScopes")
+    return tuple(scopes)
+
+
+def _number(opts: Mapping[str, Any], name: str, default: Any, integer: bool = False, minimum: float = 0) -> Any:
     value = opts.get(name, default)
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
@@ -467,13 +416,13 @@ _BASE_NAMES = frozenset(dir(BaseClient)) | {
     "signed_url_expiration", "authorized_scopes", "reference", "serviceName", "apiVersion"}
 
 
-def _make_method(spec: CallSpec):
-    def method(self, *args, **kwargs):
+def _make_method(spec: CallSpec) -> Callable[..., Any]:
+    def method(self: BaseClient, *args: Any, **kwargs: Any) -> Any:
         return self._call(spec, args, kwargs)
 
     method.__name__ = method.__qualname__ = spec.name
     method.__doc__ = spec.doc
-    method.__signature__ = spec.signature
+    setattr(method, "__signature__", spec.signature)  # what inspect.signature() shows
     return method
 
 
@@ -514,27 +463,9 @@ def client_class(name_or_reference: str | references.APIReference | Mapping[str,
     >>> client_class("PurgeCache").serviceName
     'purge-cache'
     """
-    ref = name_or_reference
-    if isinstance(ref, str):
-        cls = _classes.get(ref)
-        if cls is not None:
-            return cls
-        refs = references.bundled()
-        found = refs.get(ref)
-        if not isinstance(found, references.APIReference):
-            apis = tuple(sorted(n for n, r in refs.items() if isinstance(r, references.APIReference)))
-            raise ConfigError(f"no bundled Taskcluster service {ref!r}{_suggest(ref, apis)}", service=ref)
-        key: Any = ref
-        ref = found
-    elif isinstance(ref, Mapping):
-        ref = references.parse(dict(ref), "<reference given to client_class>")
-        if not isinstance(ref, references.APIReference):
-            raise ConfigError("client_class needs an API reference, not an exchanges reference")
-        key = None  # a new dict each time: nothing to cache by
-    elif isinstance(ref, references.APIReference):
-        key = ("ref", id(ref))
-    else:
-        raise ConfigError(f"client_class takes a service name or an API reference, not {type(ref).__name__}")
+    if isinstance(name_or_reference, str) and name_or_reference in _classes:
+        return _classes[name_or_reference]
+    key, ref = _reference_and_key(name_or_reference)
     with _classes_lock:
         entry = _classes.get(key) if key is not None else None
         if entry is None:
@@ -544,6 +475,25 @@ def client_class(name_or_reference: str | references.APIReference | Mapping[str,
                 if isinstance(key, tuple):
                     _kept.append(ref)
     return entry
+
+
+def _reference_and_key(given: Any) -> tuple[Any, references.APIReference]:
+    """The API reference ``client_class`` was given, and the key its class is cached by
+    (None: not cached)."""
+    if isinstance(given, str):
+        found = references.bundled().get(given)
+        if not isinstance(found, references.APIReference):
+            hint = did_you_mean(given, bundled_services(), known=True)
+            raise ConfigError(f"no bundled Taskcluster service {given!r}; {hint}".rstrip(), service=given)
+        return given, found
+    if isinstance(given, Mapping):
+        parsed = references.parse(dict(given), "<reference given to client_class>")
+        if not isinstance(parsed, references.APIReference):
+            raise ConfigError("client_class needs an API reference, not an exchanges reference")
+        return None, parsed  # a new dict each time: nothing to cache by
+    if isinstance(given, references.APIReference):
+        return ("ref", id(given)), given
+    raise ConfigError(f"client_class takes a service name or an API reference, not {type(given).__name__}")
 
 
 def bundled_services() -> list[str]:

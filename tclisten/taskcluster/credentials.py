@@ -12,12 +12,16 @@ certificate's seed, and every request carries the certificate in Hawk's ``ext``:
     >>> Credentials.from_dict(temp)
     Credentials(clientId='ci', accessToken=<hidden>, temporary, scopes=['queue:get-task:*'])
 
-No function here logs, and no message or repr ever shows an accessToken.
+:func:`read_options` is the one reader of a client's ``credentials`` option and of the
+``TASKCLUSTER_*`` environment variables; every client, and anyone else, goes through it.
+
+No message or repr here ever shows an accessToken.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import hashlib
 import hmac
@@ -27,22 +31,25 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Union
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Union
 
 from . import utils
-from ..exceptions import CredentialsError
+from ..exceptions import ConfigError, CredentialsError, did_you_mean
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_TEMPORARY_DURATION",
     "Credentials",
+    "Deployment",
+    "ENVIRONMENT",
     "createTemporaryCredentials",
     "create_temporary_credentials",
     "derive_access_token",
     "make_ext",
     "normalize_credentials",
     "parse_ext",
+    "read_options",
     "signature_text",
     "sign_certificate",
     "verify_certificate",
@@ -68,15 +75,10 @@ def _text(value: Any, what: str, *, allow_empty: bool = False) -> str:
 
 
 def _scope_list(scopes: Any, what: str = "scopes") -> list[str]:
-    if isinstance(scopes, (str, bytes)) or not isinstance(scopes, Iterable):
-        raise CredentialsError(f"{what} must be a list of strings, not {type(scopes).__name__}",
-                               field=what)
-    out = list(scopes)
-    for scope in out:
-        if not isinstance(scope, str):
-            raise CredentialsError(f"{what} must contain only strings, found {type(scope).__name__} {scope!r}",
-                                   field=what)
-    return out
+    try:
+        return utils.scope_list(scopes, what)
+    except ConfigError as exc:
+        raise CredentialsError(exc.message, field=what) from None
 
 
 # --------------------------------------------------------------------------- certificates
@@ -179,6 +181,13 @@ def createTemporaryCredentials(clientId: str, accessToken: str, start: Time, exp
     }
 
 
+def _millis(certificate: Mapping[str, Any], key: str) -> float:
+    value = certificate.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CredentialsError(f"ext.certificate.{key} must be a number (epoch milliseconds)")
+    return value
+
+
 def verify_certificate(certificate: Any, client_id: str,
                        issuer_lookup: Callable[[str], tuple[str, Iterable[str]]], *,
                        now: float | None = None, clock_skew: float = 300.0) -> tuple[str, list[str]]:
@@ -203,10 +212,7 @@ def verify_certificate(certificate: Any, client_id: str,
     seed = certificate.get("seed")
     if not isinstance(seed, str) or len(seed) != 44:
         raise fail("ext.certificate.seed must be a string of 44 characters")
-    start, expiry = certificate.get("start"), certificate.get("expiry")
-    for key, value in (("start", start), ("expiry", expiry)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise fail(f"ext.certificate.{key} must be a number (epoch milliseconds)")
+    start, expiry = _millis(certificate, "start"), _millis(certificate, "expiry")
     if not isinstance(certificate.get("signature"), str):
         raise fail("ext.certificate.signature must be a string")
     scopes = _scope_list(certificate.get("scopes"), "ext.certificate.scopes")
@@ -291,6 +297,8 @@ def parse_ext(ext: str | None) -> dict[str, Any]:
 
 
 def _certificate_dict(certificate: Any) -> dict[str, Any] | None:
+    """A certificate as a dict (from a dict or its JSON text).  Like the official clients,
+    nothing checks its fields: the auth service judges them (:func:`verify_certificate`)."""
     if certificate is None or certificate == "":
         return None
     if isinstance(certificate, (bytes, bytearray)):
@@ -303,13 +311,7 @@ def _certificate_dict(certificate: Any) -> dict[str, Any] | None:
     if not isinstance(certificate, Mapping):
         raise CredentialsError(f"certificate must be a dict or JSON str, not {type(certificate).__name__}",
                                field="certificate")
-    cert = dict(certificate)
-    for key, kind in (("version", int), ("seed", str), ("start", (int, float)),
-                      ("expiry", (int, float)), ("signature", str)):
-        if not isinstance(cert.get(key), kind) or isinstance(cert.get(key), bool):
-            raise CredentialsError(f"certificate field {key!r} is missing or malformed", field="certificate")
-    cert["scopes"] = _scope_list(cert.get("scopes"), "certificate scopes")
-    return cert
+    return copy.deepcopy(dict(certificate))
 
 
 @dataclass(frozen=True)
@@ -335,7 +337,7 @@ class Credentials:
     def __repr__(self) -> str:
         extra = ""
         if self.certificate is not None:
-            extra = f", temporary, scopes={self.certificate['scopes']!r}"
+            extra = f", temporary, scopes={self.certificate.get('scopes')!r}"
         return f"Credentials(clientId={self.clientId!r}, accessToken=<hidden>{extra})"
 
     __str__ = __repr__
@@ -345,32 +347,26 @@ class Credentials:
         return self.certificate is not None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Credentials":
-        """From ``{"clientId", "accessToken", "certificate"?}``; unknown keys are refused."""
-        if isinstance(data, Credentials):
-            return data
-        if not isinstance(data, Mapping):
-            raise CredentialsError(f"credentials must be a dict, not {type(data).__name__}")
-        unknown = sorted(set(data) - {"clientId", "accessToken", "certificate"})
-        if unknown:
-            raise CredentialsError(f"unknown credentials keys {unknown} (expected clientId, accessToken, "
-                                   "certificate)", field=unknown[0])
-        for key in ("clientId", "accessToken"):
-            if key not in data:
-                raise CredentialsError(f"credentials lack {key!r}", field=key)
-        return cls(data["clientId"], data["accessToken"], data.get("certificate"))
+    def from_dict(cls, data: Mapping[str, Any] | Credentials) -> Credentials:
+        """From ``{"clientId", "accessToken", "certificate"?}``; unknown keys are refused.
+
+        >>> Credentials.from_dict({"clientId": "me", "accessToken": "tok"})
+        Credentials(clientId='me', accessToken=<hidden>)
+        """
+        credentials = normalize_credentials(data)
+        if credentials is None:
+            raise CredentialsError("credentials: clientId and accessToken are missing", field="clientId")
+        return credentials
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Credentials | None":
-        """From ``TASKCLUSTER_CLIENT_ID``/``_ACCESS_TOKEN``/``_CERTIFICATE``; None if unset."""
-        env = os.environ if environ is None else environ
-        client_id = env.get("TASKCLUSTER_CLIENT_ID")
-        token = env.get("TASKCLUSTER_ACCESS_TOKEN")
-        if not client_id and not token:
-            return None
-        if not client_id or not token:
-            raise CredentialsError("set both TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN, or neither")
-        return cls(client_id, token, env.get("TASKCLUSTER_CERTIFICATE") or None)
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Credentials | None:
+        """From ``TASKCLUSTER_CLIENT_ID``/``_ACCESS_TOKEN``/``_CERTIFICATE`` (as
+        :func:`read_options` reads them); None if unset.
+
+        >>> Credentials.from_environment({"TASKCLUSTER_CLIENT_ID": "me", "TASKCLUSTER_ACCESS_TOKEN": "tok"})
+        Credentials(clientId='me', accessToken=<hidden>)
+        """
+        return read_options({}, environ).credentials
 
     def as_dict(self) -> dict[str, Any]:
         """The dict form (certificate as JSON text, as the official clients use)."""
@@ -392,21 +388,98 @@ class Credentials:
         return self.certificate is not None and utils.isExpired(self.certificate, margin=margin)
 
     def create_temporary(self, start: Time, expiry: Time, scopes: Iterable[str],
-                         name: str | None = None) -> "Credentials":
+                         name: str | None = None) -> Credentials:
         """Issue temporary credentials from these (refused if these are temporary)."""
         return Credentials.from_dict(createTemporaryCredentials(
             self.clientId, self.accessToken, start, expiry, scopes, name, certificate=self.certificate))
 
 
+# --------------------------------------------------------------------------- reading options
+
+#: The standard environment variables, by the option (or credentials key) each stands for.
+ENVIRONMENT: Mapping[str, str] = {
+    "rootUrl": "TASKCLUSTER_ROOT_URL", "clientId": "TASKCLUSTER_CLIENT_ID",
+    "accessToken": "TASKCLUSTER_ACCESS_TOKEN", "certificate": "TASKCLUSTER_CERTIFICATE"}
+_KEYS = ("clientId", "accessToken", "certificate")
+# (where credentials came from, how to give both or neither there)
+_FROM_OPTION = ("credentials", "give both clientId and accessToken, or neither")
+_FROM_ENVIRONMENT = ("TASKCLUSTER_* environment",
+                     "set both TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN, or neither")
+
+
+class Deployment(NamedTuple):
+    """Where a client calls (``root_url``, None when only a ``baseUrl`` says it) and as whom
+    (``credentials``, None for anonymous calls), as :func:`read_options` found them."""
+
+    root_url: str | None
+    credentials: Credentials | None
+
+
+def read_options(options: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Deployment:
+    """The rootUrl and credentials of client ``options``, the environment filling what the
+    options leave out: the one reader of the ``credentials`` option and of ``TASKCLUSTER_*``.
+
+    - rootUrl: the ``rootUrl`` option; else, unless a ``baseUrl`` is given,
+      ``TASKCLUSTER_ROOT_URL``.
+    - credentials: the ``credentials`` option when it is given at all (``None`` or ``{}``
+      mean anonymous); else ``TASKCLUSTER_CLIENT_ID``, ``TASKCLUSTER_ACCESS_TOKEN`` and
+      ``TASKCLUSTER_CERTIFICATE`` (a JSON object).
+
+    An empty variable counts as unset.  clientId and accessToken come both or neither (a
+    :class:`CredentialsError` otherwise); a certificate without them is ignored, as the
+    official client ignores it.
+
+    >>> env = {"TASKCLUSTER_ROOT_URL": "https://tc.example.com", "TASKCLUSTER_CLIENT_ID": "me",
+    ...        "TASKCLUSTER_ACCESS_TOKEN": "tok"}
+    >>> read_options({}, env)
+    Deployment(root_url='https://tc.example.com', credentials=Credentials(clientId='me', accessToken=<hidden>))
+    >>> read_options({"baseUrl": "https://queue.taskcluster.net/v1", "credentials": None}, env)
+    Deployment(root_url=None, credentials=None)
+    """
+    env = os.environ if environ is None else environ
+    root = options.get("rootUrl")
+    if root is None and options.get("baseUrl") is None:
+        root = env.get(ENVIRONMENT["rootUrl"]) or None
+    if "credentials" in options:
+        return Deployment(root, _read_credentials(options["credentials"], _FROM_OPTION))
+    found = {key: env.get(ENVIRONMENT[key]) or None for key in _KEYS}
+    return Deployment(root, _read_credentials(found, _FROM_ENVIRONMENT))
+
+
+def _read_credentials(data: Any, source: tuple[str, str]) -> Credentials | None:
+    origin, both_or_neither = source
+    if data is None or isinstance(data, Credentials):
+        return data
+    if not isinstance(data, Mapping):
+        raise CredentialsError(f"{origin} must be a dict, not {type(data).__name__}", field=origin)
+    for key in data:
+        if key not in _KEYS:
+            hint = did_you_mean(str(key), _KEYS, known=True)
+            raise CredentialsError(f"{origin}: unknown key {key!r}; {hint}".rstrip(), field=key)
+    client_id, token = data.get("clientId"), data.get("accessToken")
+    if not client_id and not token:
+        if data.get("certificate"):
+            logger.warning("%s: a certificate without clientId and accessToken is ignored", origin)
+        return None
+    if not client_id or not token:
+        missing = "accessToken" if client_id else "clientId"
+        raise CredentialsError(f"{origin}: {missing} is missing ({both_or_neither})", field=missing)
+    try:
+        return Credentials(client_id, token, data.get("certificate"))
+    except CredentialsError as exc:  # say where the bad value came from
+        raise CredentialsError(f"{origin}: {exc.message}", field=getattr(exc, "field", None)) from None
+
+
 def normalize_credentials(credentials: Any) -> Credentials | None:
-    """Check credentials given as a dict or :class:`Credentials`; None stays None (anonymous).
+    """Check credentials given as a dict or :class:`Credentials`; None (or ``{}``) stays
+    None (anonymous), as in a client's ``credentials`` option.
 
     >>> normalize_credentials({"clientId": "a", "accessToken": "b"}).clientId
     'a'
+    >>> normalize_credentials({}) is None
+    True
     """
-    if credentials is None:
-        return None
-    return Credentials.from_dict(credentials)
+    return _read_credentials(credentials, _FROM_OPTION)
 
 
 def create_temporary_credentials(credentials: Credentials | Mapping[str, Any], *, start: Time,

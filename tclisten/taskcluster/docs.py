@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .references import APIReference, ExchangesReference, bundled
+from .references import APIReference, ExchangesReference, Function, bundled
 
 __all__ = ["BEGIN", "END", "reference_markdown", "update_readme"]
 
@@ -20,7 +20,7 @@ BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m tclisten.taskcluster.docs REA
 END = "<!-- END GENERATED REFERENCE -->"
 
 
-def _call(fn) -> str:
+def _call(fn: Function) -> str:
     params = list(fn.args) + (["payload"] if fn.input else [])
     if fn.query:
         params.append("query={" + ", ".join(fn.query) + "}")
@@ -51,11 +51,11 @@ def reference_markdown() -> str:
     apis = [r for r in refs.values() if isinstance(r, APIReference)]
     exchanges = [r for r in refs.values() if isinstance(r, ExchangesReference)]
     lines = ["### REST clients", ""]
-    for ref in sorted(apis, key=lambda r: r.class_name):
-        lines += _api(ref)
+    for api in sorted(apis, key=lambda r: r.class_name):
+        lines += _api(api)
     lines += ["### Exchanges", ""]
-    for ref in sorted(exchanges, key=lambda r: r.class_name):
-        lines += _exchanges(ref)
+    for topics in sorted(exchanges, key=lambda r: r.class_name):
+        lines += _exchanges(topics)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -115,6 +115,8 @@ def _offset_delta(offset: str) -> datetime.timedelta:
     if not isinstance(offset, str):
         raise ConfigError(f"offset must be a string like '1 day 3 hours', not {type(offset).__name__}",
                           offset=offset)
+    if not offset.strip():  # as both official clients: no offset, no change
+        return datetime.timedelta(0)
     match = _OFFSET.match(offset)
     if match is None or not any(match.group(name) for name, _ in _UNITS):
         raise ConfigError(
@@ -133,12 +135,14 @@ def fromNow(offset: str, dateObj: datetime.datetime | None = None) -> datetime.d
 
     Units, largest first, each optional: ``years``/``year``/``yr``/``y``, ``months``/``mo``,
     ``weeks``/``wk``/``w``, ``days``/``d``, ``hours``/``hr``/``h``,
-    ``minutes``/``min``/``m``, ``seconds``/``sec``/``s``; a leading ``-`` looks back.
-    A year counts 365 days and a month 30 (as the Python client does).  Without ``dateObj``
-    the result is an aware UTC datetime.
+    ``minutes``/``min``/``m``, ``seconds``/``sec``/``s``; a leading ``-`` looks back, and
+    an empty offset means now.  A year counts 365 days and a month 30 (as the Python client
+    does).  Without ``dateObj`` the result is an aware UTC datetime.
 
     >>> fromNow("-2h", datetime.datetime(2020, 1, 1))
     datetime.datetime(2019, 12, 31, 22, 0)
+    >>> fromNow("", datetime.datetime(2020, 1, 1))
+    datetime.datetime(2020, 1, 1, 0, 0)
     """
     delta = _offset_delta(offset)
     if dateObj is None:
@@ -247,14 +251,20 @@ def isExpired(certificate: Mapping[str, Any] | str, *, margin: float = 0.0) -> b
 # --------------------------------------------------------------------------- scopes
 
 
+def _is_list(value: Any) -> bool:
+    """A list, tuple or other iterable of items: not a string (an iterable of characters)
+    nor a mapping (an iterable of keys)."""
+    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
+
+
 def scope_list(scopes: Any, what: str = "scopes") -> list[str]:
-    """``scopes`` as a list after checking it is an iterable of strings (not one string);
-    ``what`` names it in the :class:`ConfigError`.
+    """``scopes`` as a list after checking it is a list (or other iterable, not a string
+    nor a dict) of strings; ``what`` names it in the :class:`ConfigError`.
 
     >>> scope_list(("a", "b"))
     ['a', 'b']
     """
-    if isinstance(scopes, (str, bytes)) or not isinstance(scopes, Iterable):
+    if not _is_list(scopes):
         raise ConfigError(f"{what} must be a list of strings, not {type(scopes).__name__}")
     scopes = list(scopes)
     for scope in scopes:
@@ -278,21 +288,26 @@ def scope_satisfied(scopes: Iterable[str], required: str) -> bool:
 
 def scopeMatch(assumedScopes: Iterable[str], requiredScopeSets: Iterable[Iterable[str]]) -> bool:
     """True when ``assumedScopes`` satisfy every scope of at least one of
-    ``requiredScopeSets`` (the 2015 client's disjunctive form).
+    ``requiredScopeSets`` (the 2015 client's disjunctive form).  Both are checked whole
+    first: anything but a list of strings, and a list of such lists, is a :class:`ConfigError`
+    naming the part that is not.
 
     >>> scopeMatch(["a", "b:*"], [["c"], ["a", "b:x"]])
     True
     >>> scopeMatch(["a"], [])
     False
+    >>> scopeMatch(["a"], ["a"])
+    Traceback (most recent call last):
+    ...
+    tclisten.exceptions.ConfigError: requiredScopeSets[0] must be a list of strings, not str
     """
     granted = scope_list(assumedScopes, "assumedScopes")
-    if isinstance(requiredScopeSets, (str, bytes)) or not isinstance(requiredScopeSets, Iterable):
-        raise ConfigError("requiredScopeSets must be a list of lists of scopes")
-    for scope_set in requiredScopeSets:
-        needed = scope_list(scope_set, "each of requiredScopeSets")
-        if all(scope_satisfied(granted, scope) for scope in needed):
-            return True
-    return False
+    if not _is_list(requiredScopeSets):
+        raise ConfigError(f"requiredScopeSets must be a list of lists of scopes, "
+                          f"not {type(requiredScopeSets).__name__}")
+    needed = [scope_list(scope_set, f"requiredScopeSets[{index}]")
+              for index, scope_set in enumerate(requiredScopeSets)]
+    return any(all(scope_satisfied(granted, scope) for scope in scopes) for scopes in needed)
 
 
 def expand_roles(scopes: Iterable[str], roles: Mapping[str, Iterable[str]]) -> list[str]:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import difflib
 import functools
 import inspect
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
+
+from ..exceptions import did_you_mean
 
 __all__ = [
     "FactoryMessage",
@@ -108,10 +109,8 @@ def _exchange_spec(name: str):
             for ex in ref.exchanges:
                 if ref.exchange_prefix + ex.exchange == name:
                     return cls, ex, name
-    known = factory_names()
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"no bundled exchange {name!r}{hint}")
+    hint = did_you_mean(name, factory_names())
+    raise ValueError(f"no bundled exchange {name!r}: {hint}factory_names() lists them")
 
 
 def build_routing_key(exchange: Any, values: Mapping[str, Any]) -> str:
@@ -316,16 +315,19 @@ def _notify(name: str, *, topic: str = "project.example.builds",
     return FactoryMessage(exchange, build_routing_key(spec, {"topic": topic}), body, _cc(routes))
 
 
+# The github service's tasks_for per exchange.  A rerun (of a check run) carries the
+# tasks_for of the event that made the check: a push here, or a pull request.
 _GITHUB_TASKS_FOR = {"pullRequest": "github-pull-request", "push": "github-push",
-                     "release": "github-release", "rerun": "github-rerun"}
+                     "release": "github-release", "rerun": "github-push"}
 
 
 def _github(name: str, *, organization: str = "example-org", repository: str = "example-repo",
             action: str = "opened", branch: str = "main", installationId: int = 5808,
             eventId: str | None = None, taskGroupId: str | None = None,
-            checkRunId: int = 1001, checkSuiteId: int = 2002,
+            checkRunId: int = 1001, checkSuiteId: int = 2002, tasks_for: str | None = None,
             body: Mapping[str, Any] | None = None, routes: Iterable[str] = ()) -> FactoryMessage:
-    """A message of a github exchange (organization and repository with ``.`` as ``%``)."""
+    """A message of a github exchange (organization and repository with ``.`` as ``%``);
+    ``tasks_for`` defaults to what the github service sends on that exchange."""
     _, spec, exchange = _exchange_spec(f"GithubEvents.{name}")
     org, repo = organization.replace(".", "%"), repository.replace(".", "%")
     message: dict[str, Any] = {"version": 1, "organization": org, "repository": repo}
@@ -333,7 +335,8 @@ def _github(name: str, *, organization: str = "example-org", repository: str = "
         message["taskGroupId"] = taskGroupId or slug()
     else:
         message.update(installationId=installationId, eventId=eventId or str(uuid.uuid4()),
-                       body=dict(body or {}), tasks_for=_GITHUB_TASKS_FOR[name], details={})
+                       body=dict(body or {}), tasks_for=tasks_for or _GITHUB_TASKS_FOR[name],
+                       details={})
         if name == "rerun":
             message.update(checkRunId=checkRunId, checkSuiteId=checkSuiteId)
         else:
@@ -344,35 +347,54 @@ def _github(name: str, *, organization: str = "example-org", repository: str = "
     return FactoryMessage(exchange, build_routing_key(spec, words), message, _cc(routes))
 
 
+# The fields beyond workerPoolId and providerId that each family of worker-manager messages
+# may carry (its schema's), besides its own (errorId, capacity, ...).
+_WORKER_MANAGER_FIELDS = {
+    "workerPool": ("previousProviderId",),
+    "workerPoolError": ("workerGroup", "workerId", "launchConfigId"),
+    "worker": ("workerGroup", "workerId", "launchConfigId"),
+    "launchConfig": ("launchConfigId",),
+}
+
+
+def _worker_manager_family(name: str) -> str:
+    if name == "workerPoolError":
+        return name
+    return next(family for family in ("workerPool", "launchConfig", "worker") if name.startswith(family))
+
+
 def _worker_manager(name: str, *, workerPoolId: str = "proj-example/ci", providerId: str = "aws",
-                    workerGroup: str = "us-east-1", workerId: str = "i-0123456789abcdef",
+                    workerGroup: str | None = None, workerId: str | None = None,
                     launchConfigId: str | None = None, capacity: int = 1,
                     reason: str = "terminated by provider", errorId: str | None = None,
                     kind: str = "creation-error", title: str = "Instance Creation Error",
                     previousProviderId: str | None = None, routes: Iterable[str] = (),
                     now: _dt.datetime | None = None) -> FactoryMessage:
-    """A message of a worker-manager exchange (pools, workers, launch configurations)."""
+    """A message of a worker-manager exchange (pools, pool errors, workers, launch
+    configurations).  A worker's messages default to a worker in ``us-east-1``; a pool error
+    names a worker or a launch configuration only when given one."""
     _, spec, exchange = _exchange_spec(f"WorkerManagerEvents.{name}")
-    provisioner, _, worker_type = workerPoolId.partition("/")
+    family = _worker_manager_family(name)
     body: dict[str, Any] = {"workerPoolId": workerPoolId, "providerId": providerId}
-    words: dict[str, Any] = {"providerId": providerId, "provisionerId": provisioner,
-                             "workerType": worker_type}
-    if name.startswith("workerPool") and name != "workerPoolError":
-        if previousProviderId:
-            body["previousProviderId"] = previousProviderId
-    elif name == "workerPoolError":
+    given = {"workerGroup": workerGroup, "workerId": workerId, "launchConfigId": launchConfigId,
+             "previousProviderId": previousProviderId}
+    if family == "workerPoolError":
         body.update(errorId=errorId or slug(), kind=kind, title=title, timestamp=_when(now))
-    elif name.startswith("launchConfig"):
-        body["launchConfigId"] = launchConfigId or "lc-example"
-        words["launchConfigId"] = body["launchConfigId"]
-    else:
-        body.update(workerGroup=workerGroup, workerId=workerId, capacity=capacity,
-                    timestamp=_when(now))
+    elif family == "launchConfig":
+        given["launchConfigId"] = launchConfigId or "lc-example"
+    elif family == "worker":
+        given.update(workerGroup=workerGroup or "us-east-1", workerId=workerId or "i-0123456789abcdef")
+        body.update(capacity=capacity, timestamp=_when(now))
         if name == "workerRemoved":
             body["reason"] = reason
-        words.update(workerGroup=workerGroup, workerId=workerId)
-    if launchConfigId and "launchConfigId" not in body:
-        body["launchConfigId"] = words["launchConfigId"] = launchConfigId
+    for key, value in given.items():
+        if value is not None:
+            if key not in _WORKER_MANAGER_FIELDS[family]:
+                raise ValueError(f"WorkerManagerEvents.{name} messages carry no {key}")
+            body[key] = value
+    # the publisher takes every word of the key from the message (commonRoutingKeyBuilder)
+    provisioner, _, worker_type = workerPoolId.partition("/")
+    words = {**body, "provisionerId": provisioner, "workerType": worker_type}
     return FactoryMessage(exchange, build_routing_key(spec, words), body, _cc(routes))
 
 
@@ -468,8 +490,6 @@ def message_for(topic: Any, **overrides: Any) -> FactoryMessage:
     accepted = [p for p in inspect.signature(builder).parameters if p != "name"]
     for key in overrides:
         if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise TypeError(f"{cls}.{spec.name} has no override {key!r}; {hint}"
+            raise TypeError(f"{cls}.{spec.name} has no override {key!r}; {did_you_mean(key, accepted)}"
                             f"accepted: {', '.join(sorted(accepted))}")
     return builder(spec.name, **overrides)

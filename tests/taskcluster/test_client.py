@@ -299,12 +299,16 @@ def test_options_validated_with_suggestions_and_never_mutated():
     with pytest.raises(ConfigError, match="'maxRetires'; did you mean 'maxRetries'") as info:
         Queue({"rootUrl": ROOT, "maxRetires": 3})
     assert info.value.option == "maxRetires"
-    with pytest.raises(ConfigError, match="'acessToken'; did you mean 'accessToken'"):
+    with pytest.raises(ConfigError, match="unknown option 'zzz'; known: rootUrl, baseUrl, credentials"):
+        Queue({"rootUrl": ROOT, "zzz": 3})
+    # every problem of the credentials option is a CredentialsError (the one reader's)
+    with pytest.raises(CredentialsError, match="'acessToken'; did you mean 'accessToken'\\?$"):
         Queue({"rootUrl": ROOT, "credentials": {"clientId": "c", "acessToken": "t"}})
+    with pytest.raises(CredentialsError, match="credentials must be a dict, not str"):
+        Queue({"rootUrl": ROOT, "credentials": "c:t"})
     for bad in ({"maxRetries": -1}, {"maxRetries": True}, {"maxRetries": 1.5}, {"timeout": 0},
                 {"timeout": "30"}, {"signedUrlExpiration": 0}, {"authorizedScopes": "a"},
-                {"authorizedScopes": 5}, {"authorizedScopes": [1]},
-                {"credentials": "c:t"}):
+                {"authorizedScopes": 5}, {"authorizedScopes": [1]}):
         with pytest.raises(ConfigError):
             Queue({"rootUrl": ROOT, **bad})
     assert Queue(rootUrl=ROOT, timeout=(1, 5), maxRetries=0).timeout == (1, 5)
@@ -335,9 +339,51 @@ def test_environment_fills_what_is_missing(monkeypatch):
     assert client._auth.ext  # the certificate travels in ext
     explicit = Queue({"rootUrl": ROOT, "credentials": None})
     assert explicit.base_url.startswith(ROOT) and explicit.client_id is None and explicit._auth is None
+    assert Queue({"credentials": {}}).client_id is None  # {} is anonymous too, as the official client
+    legacy = Queue({"baseUrl": "https://queue.taskcluster.net/v1"})  # a baseUrl: no root from the environment
+    assert legacy.root_url is None and legacy.client_id == "env-client"
     monkeypatch.delenv("TASKCLUSTER_ACCESS_TOKEN")
     with pytest.raises(CredentialsError, match="environment: accessToken is missing"):
         Queue()
+    monkeypatch.setenv("TASKCLUSTER_CLIENT_ID", "")  # empty is unset; a lone certificate is ignored
+    assert Queue().client_id is None and Queue()._auth is None
+
+
+@pytest.mark.parametrize("options", [
+    {"rootUrl": ROOT},
+    {"rootUrl": ROOT, "credentials": None},
+    {"credentials": {"clientId": "opt-client", "accessToken": TOKEN, "certificate": {"version": 1}}},
+    {"baseUrl": "https://queue.taskcluster.net/v1", "authorizedScopes": ["queue:get-task:*"]},
+])
+def test_client_takes_root_url_and_credentials_from_the_one_reader(monkeypatch, options):
+    from tclisten.taskcluster.credentials import read_options
+
+    monkeypatch.setenv("TASKCLUSTER_ROOT_URL", "https://env.example.com")
+    monkeypatch.setenv("TASKCLUSTER_CLIENT_ID", "env-client")
+    monkeypatch.setenv("TASKCLUSTER_ACCESS_TOKEN", TOKEN)
+    deployment = read_options(options)
+    client = client_class("Queue")(options)
+    creds = deployment.credentials
+    assert client.root_url == deployment.root_url
+    assert client.client_id == (creds.clientId if creds else None)
+    if creds is not None:
+        assert client._auth._credentials == creds.hawk_credentials()
+        assert client._auth.ext == creds.ext(options.get("authorizedScopes"))
+
+
+def test_only_the_credentials_module_names_the_environment_variables():
+    """One owner: no other module of the REST side reads TASKCLUSTER_* by name."""
+    import ast
+
+    import tclisten.taskcluster
+
+    names = {"TASKCLUSTER_ROOT_URL", "TASKCLUSTER_CLIENT_ID", "TASKCLUSTER_ACCESS_TOKEN",
+             "TASKCLUSTER_CERTIFICATE"}
+    package = Path(tclisten.taskcluster.__file__).parent
+    readers = {path.name for path in package.rglob("*.py")
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.Constant) and node.value in names}
+    assert readers == {"credentials.py"}
 
 
 def test_token_stays_out_of_repr_options_and_pickles():
@@ -396,6 +442,58 @@ def test_get_put_and_204(serve):
     peers = {r["peer"] for r in server.requests}
     assert len(peers) == 1  # one keep-alive connection for every call of a client
     assert client_class("Hooks")({"rootUrl": server.url}).removeHook("g", "h") is None
+
+
+def test_payload_dates_go_out_as_utc_with_z(serve):
+    """One encoder (utils.dumpJson) for every JSON body: a date at +02:00 is sent converted
+    to UTC with a Z, a naive one as UTC; the text is what dumpJson gives."""
+    import datetime
+
+    from tclisten.taskcluster.utils import dumpJson
+
+    server = serve(lambda request: (200, {}, {"body": request["body"].decode()}))
+    plus2 = datetime.timezone(datetime.timedelta(hours=2))
+    payload = {"deadline": datetime.datetime(2026, 1, 2, 5, 4, 5, 250000, tzinfo=plus2),
+               "expires": datetime.datetime(2027, 1, 1), "day": datetime.date(2026, 1, 2), "raw": b"x"}
+    sent = make(server).createTask("T", payload)["body"]
+    assert json.loads(sent) == {"deadline": "2026-01-02T03:04:05.250000Z", "expires": "2027-01-01T00:00:00Z",
+                                "day": "2026-01-02", "raw": "x"}
+    assert sent == dumpJson(payload)
+
+
+def test_payload_dates_compared_with_the_official_client():
+    """Naive and UTC dates read as the official client writes them; for other offsets the
+    official client keeps the offset ("+02:00") where tclisten sends the same instant in UTC."""
+    import datetime
+
+    official = pytest.importorskip("taskcluster.utils")
+    from tclisten.taskcluster.utils import dumpJson
+
+    for when in (datetime.datetime(2026, 1, 2, 3, 4, 5), datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)):
+        assert dumpJson({"when": when}) == official.dumpJson({"when": when})
+    plus2 = datetime.datetime(2026, 1, 2, 5, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+    ours, theirs = json.loads(dumpJson({"w": plus2}))["w"], json.loads(official.dumpJson({"w": plus2}))["w"]
+    assert (ours, theirs) == ("2026-01-02T03:04:05Z", "2026-01-02T05:04:05+02:00")
+    assert datetime.datetime.fromisoformat(ours.replace("Z", "+00:00")) == datetime.datetime.fromisoformat(theirs)
+
+
+def test_urls_in_errors_and_logs_are_scrubbed(serve, no_wait, caplog):
+    """Passwords in a URL are masked (user:****) and bewits dropped, by tclisten.redact."""
+    with pytest.raises(ConfigError) as info:
+        client_class("Queue")({"rootUrl": "ftp://me:pa55word@tc.example.com"})
+    assert "pa55word" not in str(info.value) and "me:****@tc.example.com" in str(info.value)
+    server = serve(ok({"message": "busy"}, 503))
+    root = server.url.replace("http://", "http://me:pa55word@")
+    queue = client_class("Queue")({"rootUrl": root, "maxRetries": 1})
+    caplog.set_level("WARNING", logger="tclisten.taskcluster.client")
+    with pytest.raises(TaskclusterConnectionError) as info:
+        queue._request("GET", f"{root}/api/queue/v1/task/T?bewit=c2VjcmV0&limit=2")
+    err = info.value
+    expected = f"{server.url.replace('http://', 'http://me:****@')}/api/queue/v1/task/T?limit=2"
+    assert err.url == expected and err.__cause__.url == expected
+    shown = str(err) + repr(err.__dict__) + str(err.__cause__) + caplog.text
+    assert "pa55word" not in shown and "bewit" not in shown and "c2VjcmV0" not in shown
+    assert expected in caplog.text
 
 
 def test_payload_that_is_not_json_is_a_call_error(serve):
@@ -627,12 +725,3 @@ def test_every_function_reaches_its_route_on_the_fake_deployment(name):
                 pass  # nothing told the fake what to answer: 404 (or a scope refusal)
             call = tc.calls[-1]
             assert (call.function, call.args) == (fn.name, dict(zip(fn.args, values))), fn.name
-
-
-@pytest.mark.parametrize("module_name", ["tclisten.taskcluster.client", "tclisten.taskcluster.calls", "tclisten.taskcluster.hawk"])
-def test_docstring_examples_run(module_name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module_name))
-    assert result.failed == 0 and result.attempted > 0

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 from tclisten.taskcluster import credentials as creds_mod
 from tclisten.taskcluster import utils
-from tclisten.taskcluster.credentials import (Credentials, createTemporaryCredentials, create_temporary_credentials,
-                                  derive_access_token, make_ext, normalize_credentials, parse_ext,
-                                  sign_certificate, signature_text, verify_certificate)
+from tclisten.taskcluster.credentials import (Credentials, Deployment, createTemporaryCredentials,
+                                             create_temporary_credentials, derive_access_token, make_ext,
+                                             normalize_credentials, parse_ext, read_options, sign_certificate,
+                                             signature_text, verify_certificate)
 from tclisten.exceptions import CredentialsError
 
 START = datetime.datetime(2030, 1, 1, 0, 0, 0)
@@ -357,8 +358,8 @@ def test_from_dict_does_not_mutate():
     ({"clientId": "c", "accessToken": "t", "certificate": "{bad"}, "JSON"),
     ({"clientId": "c", "accessToken": "t", "certificate": b"{}"}, "bytes"),
     ({"clientId": "c", "accessToken": "t", "certificate": 5}, "certificate"),
-    ({"clientId": "c", "accessToken": "t", "certificate": {"version": 1}}, "certificate"),
     ("c:t", "dict"),
+    ({}, "clientId and accessToken are missing"),
 ])
 def test_from_dict_rejects(data, match):
     with pytest.raises(CredentialsError, match=match) as info:
@@ -366,9 +367,21 @@ def test_from_dict_rejects(data, match):
     assert "'t'" not in str(info.value)
 
 
+def test_certificate_fields_are_the_auth_service_s_to_judge():
+    """As the official client: any JSON object travels as the certificate, unchecked."""
+    partial = Credentials.from_dict({"clientId": "c", "accessToken": "t", "certificate": '{"version": 1}'})
+    assert partial.certificate == {"version": 1} and partial.temporary
+    assert parse_ext(partial.ext()) == {"certificate": {"version": 1}}
+    assert repr(partial) == "Credentials(clientId='c', accessToken=<hidden>, temporary, scopes=None)"
+
+
 def test_normalize_credentials():
     assert normalize_credentials(None) is None
+    assert normalize_credentials({}) is None
+    assert normalize_credentials({"clientId": None, "accessToken": None}) is None  # the official defaults
     assert normalize_credentials({"clientId": "c", "accessToken": "t"}) == Credentials("c", "t")
+    creds = Credentials("c", "t")
+    assert normalize_credentials(creds) is creds
 
 
 def test_from_environment():
@@ -379,6 +392,74 @@ def test_from_environment():
     assert Credentials.from_environment({**env, "TASKCLUSTER_CERTIFICATE": cert}).temporary
     with pytest.raises(CredentialsError, match="both"):
         Credentials.from_environment({"TASKCLUSTER_CLIENT_ID": "c"})
+
+
+# --------------------------------------------------------------------------- read_options: the one reader
+
+ENV = {"TASKCLUSTER_ROOT_URL": "https://env.example.com", "TASKCLUSTER_CLIENT_ID": "env",
+       "TASKCLUSTER_ACCESS_TOKEN": "env-token"}
+
+
+@pytest.mark.parametrize("options, environ, root_url, client_id", [
+    ({}, {}, None, None),
+    ({}, ENV, "https://env.example.com", "env"),
+    ({"rootUrl": "https://opt.example.com"}, ENV, "https://opt.example.com", "env"),
+    ({"baseUrl": "https://queue.taskcluster.net/v1"}, ENV, None, "env"),
+    ({"credentials": None}, ENV, "https://env.example.com", None),
+    ({"credentials": {}}, ENV, "https://env.example.com", None),
+    ({"credentials": {"clientId": "opt", "accessToken": "t"}}, ENV, "https://env.example.com", "opt"),
+    ({"credentials": Credentials("obj", "t")}, ENV, "https://env.example.com", "obj"),
+    ({}, {key: "" for key in ENV}, None, None),  # empty variables count as unset
+    ({}, {"TASKCLUSTER_CERTIFICATE": '{"version": 1}'}, None, None),  # a lone certificate is ignored
+    ({"credentials": {"certificate": {"version": 1}}}, {}, None, None),
+])
+def test_read_options(options, environ, root_url, client_id):
+    deployment = read_options(options, environ)
+    assert isinstance(deployment, Deployment) and deployment.root_url == root_url
+    assert (deployment.credentials.clientId if deployment.credentials else None) == client_id
+
+
+def test_read_options_takes_the_process_environment_by_default(monkeypatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TASKCLUSTER_CERTIFICATE", '{"version": 1, "scopes": ["a"]}')
+    assert read_options({}) == read_options({}, dict(ENV, TASKCLUSTER_CERTIFICATE='{"version": 1, "scopes": ["a"]}'))
+    assert read_options({}).credentials.certificate == {"version": 1, "scopes": ["a"]}
+    assert Credentials.from_environment() == read_options({}).credentials
+
+
+@pytest.mark.parametrize("options, environ, match", [
+    ({}, {"TASKCLUSTER_CLIENT_ID": "c"},
+     r"TASKCLUSTER_\* environment: accessToken is missing \(set both TASKCLUSTER_CLIENT_ID and "
+     r"TASKCLUSTER_ACCESS_TOKEN, or neither\)"),
+    ({}, {"TASKCLUSTER_ACCESS_TOKEN": "t"}, r"environment: clientId is missing"),
+    ({}, {**ENV, "TASKCLUSTER_CERTIFICATE": "{oops"}, r"environment: certificate is not valid JSON"),
+    ({"credentials": {"accessToken": "t"}}, ENV,
+     r"credentials: clientId is missing \(give both clientId and accessToken, or neither\)"),
+    ({"credentials": {"clientId": "c", "accessToken": 5}}, ENV, r"credentials: accessToken must be str, not int"),
+    ({"credentials": {"clientId": "c", "acessToken": "t"}}, ENV,
+     r"credentials: unknown key 'acessToken'; did you mean 'accessToken'\?$"),
+    ({"credentials": {"clientId": "c", "accessToken": "t", "zzz": 1}}, ENV,
+     r"unknown key 'zzz'; known: clientId, accessToken, certificate\.$"),
+    ({"credentials": ["c", "t"]}, ENV, r"credentials must be a dict, not list"),
+])
+def test_read_options_rejects(options, environ, match):
+    with pytest.raises(CredentialsError, match=match) as info:
+        read_options(options, environ)
+    assert "env-token" not in str(info.value)
+
+
+def test_a_lone_certificate_is_ignored_with_a_warning(caplog):
+    caplog.set_level("WARNING", logger="tclisten.taskcluster.credentials")
+    assert read_options({}, {"TASKCLUSTER_CERTIFICATE": '{"version": 1}'}).credentials is None
+    assert "certificate without clientId and accessToken is ignored" in caplog.text
+
+
+def test_read_options_does_not_mutate():
+    options = {"credentials": {"clientId": "c", "accessToken": "t", "certificate": {"scopes": ["a"]}}}
+    snapshot = json.dumps(options, sort_keys=True)
+    read_options(options, {}).credentials.certificate["scopes"].append("b")
+    assert json.dumps(options, sort_keys=True) == snapshot
 
 
 def test_is_expired():
@@ -396,14 +477,6 @@ def test_module_exports_resolve():
     for name in utils.__all__:
         assert getattr(utils, name) is not None
 
-
-def test_docstring_examples_run():
-    import doctest
-
-    from tclisten.taskcluster import credentials as module
-
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0
 
 PRINTABLE = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
 

@@ -14,6 +14,7 @@ from tclisten.testing.factories import (
 from tclisten.taskcluster.references import ExchangesReference, bundled
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "messages"
+REALWORLD = Path(__file__).resolve().parents[3] / "shared" / "realworld"
 SLUG_PATTERN = r"^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$"
 
 
@@ -144,6 +145,40 @@ def test_full_exchange_name_and_factory_for():
     assert msg.body["artifact"]["name"] == "public/build/target.zip"
 
 
+def test_worker_pool_error_names_the_worker_it_is_about(validate):
+    message = message_for("WorkerManagerEvents.workerPoolError", workerPoolId="foobar/baz",
+                          providerId="testing1", workerGroup="wg", workerId="wi")
+    assert message.routing_key == "primary.testing1.foobar.baz.wg.wi._._"
+    assert (message.body["workerGroup"], message.body["workerId"]) == ("wg", "wi")
+    validate(_schema_url("WorkerManagerEvents.workerPoolError"), message.body)
+    with_config = message_for("WorkerManagerEvents.workerPoolError", launchConfigId="lc-1")
+    assert with_config.routing_key == "primary.aws.proj-example.ci._._.lc-1._"
+    plain = message_for("WorkerManagerEvents.workerPoolError")
+    assert plain.routing_key == "primary.aws.proj-example.ci._._._._"
+    assert not {"workerGroup", "workerId", "launchConfigId"} & set(plain.body)
+
+
+def test_worker_manager_messages_carry_only_their_schema_s_fields(validate):
+    worker = message_for("WorkerManagerEvents.workerRunning", launchConfigId="lc-1")
+    assert worker.routing_key == "primary.aws.proj-example.ci.us-east-1.i-0123456789abcdef.lc-1._"
+    validate(_schema_url("WorkerManagerEvents.workerRunning"), worker.body)
+    pool = message_for("WorkerManagerEvents.workerPoolUpdated", previousProviderId="gcp")
+    assert pool.body["previousProviderId"] == "gcp"
+    validate(_schema_url("WorkerManagerEvents.workerPoolUpdated"), pool.body)
+    for name, override in (("workerPoolCreated", {"workerGroup": "wg"}),
+                           ("launchConfigCreated", {"workerId": "wi"}),
+                           ("workerRequested", {"previousProviderId": "gcp"})):
+        with pytest.raises(ValueError, match=f"{name} messages carry no"):
+            message_for(f"WorkerManagerEvents.{name}", **override)
+
+
+def test_github_tasks_for_is_what_the_service_sends():
+    assert message_for("GithubEvents.rerun").body["tasks_for"] == "github-push"
+    rerun = message_for("GithubEvents.rerun", tasks_for="github-pull-request")
+    assert rerun.body["tasks_for"] == "github-pull-request"
+    assert message_for("GithubEvents.pullRequest").body["tasks_for"] == "github-pull-request"
+
+
 def test_routing_key_builder_rules():
     ex = bundled()["NotifyEvents"].exchange("notify")
     assert build_routing_key(ex, {"topic": "a.b.c"}) == "primary.a.b.c"
@@ -196,3 +231,99 @@ def test_docstring_examples():
 
     result = doctest.testmod(factories)
     assert result.failed == 0 and result.attempted > 0
+
+
+# --------------------------------------------------------------------------- real messages
+
+# Fields the queue added to its messages after the 2019 production messages were captured.
+ADDED_SINCE_2019 = {"task", "taskQueueId", "projectId"}
+
+
+@pytest.fixture(scope="module")
+def real_messages() -> list[dict]:
+    path = REALWORLD / "pulse_messages.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is not here (the shared real-world material)")
+    return json.loads(path.read_text(encoding="utf-8"))["messages"]
+
+
+def _exchange_name(exchange: str) -> str:
+    for name in factory_names():
+        cls, _, entry = name.partition(".")
+        ref = bundled()[cls]
+        if ref.exchange_prefix + ref.exchange(entry).exchange == exchange:
+            return name
+    raise AssertionError(f"no bundled exchange {exchange}")
+
+
+def _key_fields(name: str, routing_key: str) -> dict:
+    """The values a real routing key carries, by routing-key word ("_" meaning none)."""
+    cls, _, entry = name.partition(".")
+    spec = bundled()[cls].exchange(entry).routing_key
+    words = routing_key.split(".")
+    assert not any(w.multiple_words for w in spec[:-1]), "only a last word may span several"
+    values = words[:len(spec) - 1] + [".".join(words[len(spec) - 1:])]
+    return {w.name: (None if value == "_" else value) for w, value in zip(spec, values) if not w.constant}
+
+
+def _overrides(name: str, fields: dict) -> dict:
+    """Factory keywords for the values of a real routing key."""
+    values = {k: v for k, v in fields.items() if k != "reserved"}
+    if values.get("runId") is not None:
+        values["runId"] = int(values["runId"])
+    if name.startswith("WorkerManagerEvents."):
+        values["workerPoolId"] = f"{values.pop('provisionerId')}/{values.pop('workerType')}"
+    return values
+
+
+def _key_problems(real: dict, ours: dict, complete: bool, newer: set, where: str) -> list[str]:
+    """What the factory's body lacks of a real body's keys (or, for a complete real body,
+    has beyond it and beyond ``newer``), at the top, in ``status`` and in the last run."""
+    problems = []
+    missing, extra = set(real) - set(ours), set(ours) - set(real) - newer
+    if missing:
+        problems.append(f"{where}: factory lacks {sorted(missing)}")
+    if complete and extra:
+        problems.append(f"{where}: factory adds {sorted(extra)}")
+    for key in ("status",):
+        if isinstance(real.get(key), dict) and isinstance(ours.get(key), dict):
+            problems += _key_problems(real[key], ours[key], complete, newer, f"{where}.{key}")
+    if real.get("runs") and ours.get("runs"):
+        problems += _key_problems(real["runs"][-1], ours["runs"][-1], complete, newer, f"{where}.runs[-1]")
+    return problems
+
+
+def _compare(real: dict, validate) -> list[str]:
+    name = _exchange_name(real["exchange"])
+    overrides = _overrides(name, _key_fields(name, real["routing_key"]))
+    routes = real.get("task_routes", [cc[len("route."):] for cc in real["cc"]])
+    message = message_for(name, **overrides, routes=routes)
+    where = f"{real['id']} ({name})"
+    problems = []
+    if message.routing_key != real["routing_key"]:
+        problems.append(f"{where}: key {message.routing_key} instead of {real['routing_key']}")
+    if message.headers["CC"] != real["cc"]:
+        problems.append(f"{where}: CC {message.headers['CC']} instead of {real['cc']}")
+    body = real.get("body")
+    if body:
+        newer = ADDED_SINCE_2019 if real["source"] == "treeherder-queue-messages" else set()
+        problems += _key_problems(body, message.body, real.get("body_complete", False), newer, where)
+        for key in {"version", "tasks_for", *overrides} & set(body):  # what the factory derives
+            if message.body.get(key) != body[key]:
+                problems.append(f"{where}: {key} is {message.body.get(key)!r}, the service sent {body[key]!r}")
+    url = _schema_url(name)
+    if url is not None:
+        validate(url, message.body)
+    return problems
+
+
+def test_factories_build_what_the_services_published(real_messages, validate):
+    """For each real message: the factory message of its exchange, given the values of its
+    routing key and the task's routes, has the same routing key and CC keys, every key of
+    the real body (and, where the real body is complete, no other but the fields added
+    since), the values the service derives, and a body valid against today's schema."""
+    assert len(real_messages) > 100
+    problems = [problem for real in real_messages for problem in _compare(real, validate)]
+    assert not problems, "\n".join(problems)
+    covered = {_exchange_name(real["exchange"]) for real in real_messages}
+    assert {"QueueEvents.taskPending", "GithubEvents.rerun", "WorkerManagerEvents.workerPoolError"} <= covered
