@@ -115,7 +115,7 @@ def delete(queue: str) -> None:
     """Delete every queue and the exchange a listener on ``queue`` declared."""
     app = build(name_of(queue), lambda body: None)
     topology = app.topology
-    names = [topology.queue_name] + [q.name for q in topology.side_queues(app.retry)]
+    names = app.queue_names()
     conn = common.connect()
     try:
         channel = conn.channel()

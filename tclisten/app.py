@@ -15,112 +15,137 @@
 
 from __future__ import annotations
 
-import _thread
-import json
+import contextlib
+import inspect
 import logging
 import os
 import re
 import signal
-import socket
-import ssl
 import sys
 import threading
-import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-from kombu import Connection, Exchange, Producer, binding
+from kombu import Connection, Exchange, binding
 
+from . import options as opts
+from .broker import BrokerAddress, connect, wait_for_broker
 from .context import ClientPool, Context
-from .dispatch import HEADER, Binding, Dispatcher, Handler, Outcome
-from .exceptions import BindingError, BrokerError, ConfigError
-from .retry import DUE, RetryPolicy, Topology
+from .declare import declare_listener
+from .dispatch import Binding, Dispatcher, Handler, Outcome, call_handler
+from .exceptions import BindingError, ConfigError
+from .message import Message
+from .parked import ParkedMessage, ParkedQueue, Selector
+from .policy import RetryPolicy
+from .redact import scrub_url
 from .stats import Stats
+from .topics import binding_pattern, resolve
+from .topology import Topology
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Listener", "ParkedMessage", "default_listener", "on", "run"]
+__all__ = ["EXIT_UNFINISHED", "Hook", "Listener", "StopSummary", "default_listener", "inspecting", "on", "run"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)*$")
-PULSE_HOST = "pulse.mozilla.org"
-OVERFLOW_POLICIES = ("drop-head", "reject-publish", "reject-publish-dlx")
-
-
-def scrub_url(url: str) -> str:
-    """A broker URL safe to log: the password replaced by ``****``."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:****@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+_UNSET: Any = object()  # ``timeout=`` not given to @on: the listener's handler_timeout
+#: Exit status of a process stopped by a signal that left running deliveries to the broker
+#: (the grace period ran out, or a second signal): they will be delivered again.
+EXIT_UNFINISHED = 75  # EX_TEMPFAIL
+_CLIENT_ATTRIBUTES = frozenset({"auth", "github", "hooks", "index", "notify", "object", "purge_cache", "queue",
+                                "scheduler", "secrets", "web_server", "worker_manager", "client"})
 
 
 @dataclass(frozen=True)
-class ParkedMessage:
-    """A message in the parked queue, with why and after how many attempts it was parked."""
+class StopSummary:
+    """What a run did, returned by :meth:`Listener.run`.  ``unfinished``: deliveries left
+    to the broker when it stopped (they will be delivered again)."""
 
-    exchange: str
-    routing_key: str
-    body: Any
-    reason: str
-    attempts: int
-    handlers: tuple[str, ...]
-    routes: tuple[str, ...]
-    parked_at: int | None
+    received: int = 0
+    acked: int = 0
+    retried: int = 0
+    parked: int = 0
+    unmatched: int = 0
+    unfinished: int = 0
 
-    @classmethod
-    def from_message(cls, message: Any) -> "ParkedMessage":
-        """Read a kombu message of the parked queue."""
-        headers = message.headers or {}
-        text = lambda value: value.decode() if isinstance(value, bytes) else str(value)  # noqa: E731
-        try:
-            body = json.loads(message.body)
-        except ValueError:
-            body = message.body
-        return cls(
-            exchange=text(headers.get(HEADER.EXCHANGE, "")), routing_key=text(headers.get(HEADER.ROUTING_KEY, "")),
-            body=body, reason=text(headers.get(HEADER.REASON, "")), attempts=int(headers.get(HEADER.ATTEMPT) or 1),
-            handlers=tuple(text(h) for h in headers.get(HEADER.HANDLERS) or ()),
-            routes=tuple(text(k)[6:] for k in headers.get(HEADER.CC) or () if text(k).startswith("route.")),
-            parked_at=headers.get(HEADER.PARKED_AT))
+    @property
+    def clean(self) -> bool:
+        return self.unfinished == 0
+
+    @property
+    def exit_status(self) -> int:
+        return 0 if self.clean else EXIT_UNFINISHED
+
+    def __str__(self) -> str:
+        text = (f"received {self.received}, acked {self.acked}, retried {self.retried}, parked {self.parked}"
+                + (f", unmatched {self.unmatched}" if self.unmatched else ""))
+        return text + (f"; {self.unfinished} unfinished, left to the broker" if self.unfinished
+                       else "; nothing left unfinished")
+
+
+@dataclass(frozen=True)
+class Hook:
+    """Called around every handler call: ``before(handler, message)``, ``after(handler,
+    message, result)``, ``error(handler, message, exc)`` (the exception then goes on)."""
+
+    before: Callable[[Handler, Message], Any] | None = None
+    after: Callable[[Handler, Message, Any], Any] | None = None
+    error: Callable[[Handler, Message, BaseException], Any] | None = None
+
+
+_inspecting = threading.local()
+
+
+@contextlib.contextmanager
+def inspecting() -> Iterator[None]:
+    """While a target is loaded for inspection (``tclisten bindings``, ``parked``, ...),
+    ``run()`` called at import time returns at once instead of consuming."""
+    depth = getattr(_inspecting, "depth", 0)
+    _inspecting.depth = depth + 1
+    try:
+        yield
+    finally:
+        _inspecting.depth = depth
+
+
+def _is_inspecting() -> bool:
+    return getattr(_inspecting, "depth", 0) > 0
 
 
 class Listener:
     """A Pulse listener: handlers, the queue that feeds them, and the loop.
 
-    Broker: ``broker_url`` (or ``TCLISTEN_BROKER_URL``), else Pulse credentials
-    (``pulse_username``/``pulse_password``/``pulse_host`` or ``PULSE_USERNAME``,
-    ``PULSE_PASSWORD``, ``PULSE_HOST``; AMQP over TLS on 5671, certificate verified).
-    ``concurrency=1`` runs handlers one at a time on the connection's thread (a heartbeat
-    guard keeps the connection alive through long handlers; 0 means the same); N > 1 runs
-    them on a pool of N worker threads.  ``prefetch`` must be at least ``concurrency``.
-    ``taskcluster`` holds the options of the REST clients handlers get (``rootUrl``,
-    ``credentials``, ...; missing ones come from ``TASKCLUSTER_*``).  ``health_port``
-    serves ``/healthz`` and ``/metrics`` on 127.0.0.1 while the listener runs (0: any port).
+    Broker: ``broker_url`` (one URL, or several for failover: ``"url1;url2"`` or a list; or
+    ``TCLISTEN_BROKER_URL``), else Pulse credentials (``pulse_username``/``pulse_password``/
+    ``pulse_host`` or ``PULSE_*``; AMQP over TLS on 5671, certificate verified).
+    ``concurrency=1`` runs handlers one at a time on the connection's thread (0 means the
+    same); N > 1 runs them on a pool of N worker threads.  ``prefetch`` must be at least
+    ``concurrency``.  ``taskcluster`` holds the options of the REST clients handlers get.
+    Every option is declared, with its default and limits, in :mod:`tclisten.options`.
     """
 
-    def __init__(self, name: str, *, broker_url: str | None = None, pulse_username: str | None = None,
+    def __init__(self, name: str, *, broker_url: str | list[str] | None = None, pulse_username: str | None = None,
                  pulse_password: str | None = None, pulse_host: str | None = None,
                  taskcluster: Mapping[str, Any] | None = None, prefetch: int = 200, concurrency: int = 1,
                  retry: RetryPolicy | Mapping[str, Any] | None = None, max_length: int | None = None,
                  overflow: str | None = None, expires: int | None = None, backlog_warning: int | None = None,
                  declare_exchanges: bool = False, heartbeat: int = 60, grace_period: float = 30.0,
-                 health_port: int | None = None, config: Mapping[str, Any] | None = None) -> None:
-        if not isinstance(name, str) or not _NAME.match(name) or "/retry/" in name or name.endswith("/parked"):
+                 handler_timeout: float | None = 1500.0, queue_type: str = "classic",
+                 prune_bindings: bool = True, validate: bool = False, health_port: int | None = None,
+                 health_host: str = "127.0.0.1", config: Mapping[str, Any] | None = None) -> None:
+        if not isinstance(name, str) or not _NAME.match(name) or "/retry/" in name or name.endswith(
+                ("/parked", "/bindings")):
             raise ConfigError(f"listener name {name!r} must be words of letters, digits, '.', '_', '-' "
                               "separated by '/'")
-        _check_int("prefetch", prefetch, 1)
-        _check_int("concurrency", concurrency, 0)
-        _check_int("heartbeat", heartbeat, 0)
-        for option, value in (("max_length", max_length), ("expires", expires), ("backlog_warning", backlog_warning)):
-            if value is not None:
-                _check_int(option, value, 1)
-        if health_port is not None:
-            _check_int("health_port", health_port, 0)
-        if overflow is not None and overflow not in OVERFLOW_POLICIES:
-            raise ConfigError(f"overflow must be one of {OVERFLOW_POLICIES}, not {overflow!r}")
+        given = dict(broker_url=broker_url, pulse_username=pulse_username, pulse_password=pulse_password,
+                     pulse_host=pulse_host, prefetch=prefetch, concurrency=concurrency, max_length=max_length,
+                     overflow=overflow, expires=expires, backlog_warning=backlog_warning,
+                     declare_exchanges=declare_exchanges, heartbeat=heartbeat, grace_period=grace_period,
+                     handler_timeout=handler_timeout, queue_type=queue_type, prune_bindings=prune_bindings,
+                     validate=validate, health_port=health_port, health_host=health_host)
+        for option, value in given.items():
+            opts.check(option, value)
         if prefetch < concurrency:
             raise ConfigError(f"prefetch ({prefetch}) must be at least concurrency ({concurrency})")
         self.name = name
@@ -129,52 +154,74 @@ class Listener:
         self.retry = RetryPolicy.coerce(retry)
         self.heartbeat = heartbeat
         self.grace_period = float(grace_period)
+        self.handler_timeout = None if handler_timeout is None else float(handler_timeout)
         self.declare_exchanges = declare_exchanges
+        self.prune_bindings = prune_bindings
+        self.validate = validate
         self.backlog_warning = backlog_warning
         self.health_port = health_port
+        self.health_host = health_host
+        self.queue_type = queue_type
         self.config = dict(config or {})
         self._queue_arguments = {key: value for key, value in (
             ("x-max-length", max_length), ("x-overflow", overflow), ("x-expires", expires)) if value is not None}
-        self._broker_url, self._user, self._ssl = _broker(broker_url, pulse_username, pulse_password, pulse_host)
+        self.address = BrokerAddress.resolve(broker_url, pulse_username=pulse_username,
+                                             pulse_password=pulse_password, pulse_host=pulse_host)
+        self.topology  # noqa: B018 - checks queue_type against the queue options now
         self._clients = ClientPool(taskcluster)
         self._handlers: list[Handler] = []
         self._bindings: list[Binding] = []
         self._topics: dict[str, Any] = {}  # exchange name -> Topic (routing-key layout)
+        self._hooks: list[Hook] = []
         self._dispatcher: Dispatcher | None = None
         self._frozen = False
         self._consumer: Any = None
-        self._health: Any = None
         self._stop_requested = False
+        self.health: Any = None  # the HealthServer while running with health_port
         self.stats = Stats()
 
     def __repr__(self) -> str:
-        return f"<Listener {self.name!r} {len(self._handlers)} handler(s) on {scrub_url(self._broker_url or '')}>"
+        where = scrub_url(self.address.urls) if self.address else "no broker"
+        return f"<Listener {self.name!r} {len(self._handlers)} handler(s) on {where}>"
 
     # -- declaring handlers ---------------------------------------------------------
 
-    def on(self, topic: Any, *, route: str | None = None, **fields: Any) -> Callable[[F], F]:
-        """Decorator: call the function for messages of ``topic`` matching ``fields`` (or the
-        CC ``route``).  Returns the function unchanged; stack several ``@on`` freely."""
-        topic, pattern = _compile(topic, route, fields)  # errors now, not at the first message
+    def on(self, topic: Any, *, route: str | None = None, routing_key: str | None = None,
+           name: str | None = None, timeout: float | None = _UNSET,
+           retry: RetryPolicy | Mapping[str, Any] | None = None, **fields: Any) -> Callable[[F], F]:
+        """Decorator: call the function for messages of ``topic`` matching routing-key
+        ``fields``, a CC ``route``, or a raw ``routing_key`` pattern (any Pulse exchange).
+        ``timeout`` and ``retry`` override the listener's for this handler.  Returns the
+        function unchanged; stack several ``@on`` freely."""
+        resolved, pattern = self._compile(topic, route, routing_key, fields)  # errors now
 
         def decorator(fn: F) -> F:
-            self._register(fn, topic, pattern, None)
+            self._register(fn, resolved, pattern, name, timeout, retry)
             return fn
 
         return decorator
 
     def add_handler(self, fn: Callable[..., Any], topic: Any, *, route: str | None = None,
-                    name: str | None = None, **fields: Any) -> Binding:
+                    routing_key: str | None = None, name: str | None = None, timeout: float | None = _UNSET,
+                    retry: RetryPolicy | Mapping[str, Any] | None = None, **fields: Any) -> Binding:
         """Bind ``fn(message, ctx)`` to ``topic``; what ``@on`` does.  Errors surface here,
         not when a message arrives."""
-        topic, pattern = _compile(topic, route, fields)
-        return self._register(fn, topic, pattern, name)
+        resolved, pattern = self._compile(topic, route, routing_key, fields)
+        return self._register(fn, resolved, pattern, name, timeout, retry)
 
-    def _register(self, fn: Callable[..., Any], topic: Any, pattern: str, name: str | None) -> Binding:
+    @staticmethod
+    def _compile(topic: Any, route: str | None, routing_key: str | None,
+                 fields: Mapping[str, Any]) -> tuple[Any, str]:
+        resolved = resolve(topic)
+        return resolved, binding_pattern(resolved, route=route, routing_key=routing_key, fields=fields)
+
+    def _register(self, fn: Callable[..., Any], topic: Any, pattern: str, name: str | None,
+                  timeout: Any, retry: Any) -> Binding:
         if self._frozen:
             raise ConfigError(f"listener {self.name!r} is running: handlers can no longer be added")
-        if not callable(fn):
-            raise BindingError(f"handler {fn!r} is not callable")
+        _check_callable(fn)
+        if timeout is not _UNSET:
+            opts.check("handler_timeout", timeout)
         handler_name = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
         handler = next((h for h in self._handlers if h.name == handler_name), None)
         if handler is None:
@@ -184,6 +231,10 @@ class Listener:
             self._handlers.append(handler)
         elif handler.fn is not fn:
             raise BindingError(f"two different handlers are named {handler_name!r}; pass name=")
+        if timeout is not _UNSET:
+            handler.timeout, handler.timeout_set = timeout, True
+        if retry is not None:
+            handler.retry = RetryPolicy.coerce(retry, base=self.retry)
         new = Binding(topic.exchange, pattern, handler_name)
         if new in self._bindings:
             raise BindingError(f"handler {handler_name} is bound twice to {topic.exchange} {pattern!r}")
@@ -191,6 +242,20 @@ class Listener:
         self._topics.setdefault(topic.exchange, topic)
         self._dispatcher = None
         return new
+
+    def add_hook(self, hook: Hook | None = None, *, before: Callable[..., Any] | None = None,
+                 after: Callable[..., Any] | None = None, error: Callable[..., Any] | None = None) -> Hook:
+        """Call ``before``/``after``/``error`` around every handler call (tracing, metrics,
+        error reporting), in the order added (``after`` in reverse)."""
+        if self._frozen:
+            raise ConfigError(f"listener {self.name!r} is running: hooks can no longer be added")
+        hook = hook or Hook(before=before, after=after, error=error)
+        for part in (hook.before, hook.after, hook.error):
+            if part is not None and not callable(part):
+                raise ConfigError(f"hook {part!r} is not callable")
+        self._hooks.append(hook)
+        self._dispatcher = None
+        return hook
 
     @property
     def clients(self) -> ClientPool:
@@ -211,7 +276,17 @@ class Listener:
 
     @property
     def topology(self) -> Topology:
-        return Topology(self._user or "<pulse user>", self.name, queue_arguments=self._queue_arguments)
+        user = self.address.user if self.address else "<pulse user>"
+        return Topology(user, self.name, queue_arguments=self._queue_arguments, queue_type=self.queue_type)
+
+    def retry_delays(self) -> list[float]:
+        """Every delay a retry of this listener may wait (the listener's and the handlers' own)."""
+        policies = [self.retry, *(h.retry for h in self._handlers if h.retry is not None)]
+        return sorted({d for p in policies for d in p.delays()})
+
+    def queue_names(self) -> list[str]:
+        """Every queue of this listener: main, parked, bindings, and one per retry delay."""
+        return self.topology.all_queue_names(self.retry_delays())
 
     @property
     def queue(self) -> Any:
@@ -230,7 +305,8 @@ class Listener:
         if self._dispatcher is None:
             self._dispatcher = Dispatcher(
                 self._handlers, self._bindings, own_exchange=self.topology.exchange.name,
-                parsers={name: topic.parse for name, topic in self._topics.items()})
+                parsers={name: topic.parse for name, topic in self._topics.items() if topic.parse},
+                invoke=_with_hooks(tuple(self._hooks)), listener=self.name)
         return self._dispatcher
 
     def dispatch(self, exchange: str, routing_key: str, body: Any, headers: Mapping[str, Any] | None = None,
@@ -238,49 +314,36 @@ class Listener:
         """Run one message through the bindings and handlers, in this thread, no broker."""
         return self.dispatcher.dispatch(exchange, routing_key, body, headers, redelivered=redelivered)
 
+    def policy_of(self, handler_name: str) -> RetryPolicy:
+        handler = next((h for h in self._handlers if h.name == handler_name), None)
+        return handler.retry if handler is not None and handler.retry is not None else self.retry
+
     # -- the broker ----------------------------------------------------------------------
 
-    def connection(self) -> Connection:
-        """A new kombu connection to the listener's broker (publisher confirms on)."""
-        if not self._broker_url:
+    def _require_address(self) -> BrokerAddress:
+        if self.address is None:
             raise ConfigError("no broker: give broker_url= (or TCLISTEN_BROKER_URL), or Pulse credentials "
                               "(PULSE_USERNAME and PULSE_PASSWORD)")
-        options: dict[str, Any] = {"confirm_publish": True}
-        if self._broker_url.startswith("memory:"):
-            options["polling_interval"] = 0.05  # kombu polls virtual transports; stop promptly
-        elif hasattr(socket, "TCP_USER_TIMEOUT"):
-            # py-amqp's default (1 s) drops the connection whenever a busy broker is slow to
-            # read; heartbeats already find dead peers.
-            options["socket_settings"] = {socket.TCP_USER_TIMEOUT: 30_000}
-        return Connection(self._broker_url, heartbeat=self.heartbeat, ssl=self._ssl or False, connect_timeout=15,
-                          transport_options=options)
+        return self.address
 
-    def declare(self, connection: Connection | None = None) -> None:
-        """Check the exchanges and declare the queues, turning the broker's refusals into
-        errors that say what to do."""
+    def connection(self) -> Connection:
+        """A new kombu connection to the listener's broker (publisher confirms on, failover
+        across its URLs, buffered frame reads)."""
+        return connect(self._require_address(), heartbeat=self.heartbeat)
+
+    def declare(self, connection: Connection | None = None) -> list[tuple[str, str]]:
+        """Check the exchanges, declare the queues, remove stale bindings (returned), turning
+        the broker's refusals into errors that say what to do."""
         own = connection is None
         conn = connection or self.connection()
         try:
             conn.ensure_connection(max_retries=3)
-            exchanges = sorted({b.exchange for b in self._bindings})
-            for name in exchanges:
-                with conn.channel() as channel:
-                    try:
-                        Exchange(name, "topic", durable=True, passive=not self.declare_exchanges)(channel).declare()
-                    except conn.channel_errors as exc:
-                        raise BrokerError(f"exchange {name!r} does not exist on {scrub_url(self._broker_url)} "
-                                          f"({exc}); bind to an existing exchange, or pass declare_exchanges=True "
-                                          "on a local broker", exchange=name) from exc
-            with conn.channel() as channel:
-                queues = [self.queue, *self.topology.side_queues(self.retry)]
-                for queue in queues:
-                    try:
-                        queue(channel).declare()
-                    except conn.channel_errors as exc:
-                        raise BrokerError(
-                            f"cannot declare queue {queue.name!r} with arguments {queue.queue_arguments or {}}: "
-                            f"{exc}. If it exists with other arguments, delete it (tclisten keeps no state "
-                            "in it but pending messages) or use the same options", queue=queue.name) from exc
+            return declare_listener(
+                conn, topology=self.topology, main_queue=self.queue,
+                side_queues=self.topology.side_queues(self.retry_delays()),
+                exchanges=[b.exchange for b in self._bindings], declare_exchanges=self.declare_exchanges,
+                pairs={(b.exchange, b.pattern) for b in self._bindings}, prune=self.prune_bindings,
+                where=self.address.everywhere() if self.address else "the broker")
         finally:
             if own:
                 conn.release()
@@ -289,7 +352,7 @@ class Listener:
         """The listener's own queues and exchange, without touching Taskcluster's exchanges
         (parked messages can be managed while those are unreachable).  The main queue is
         declared so that a requeued message always has somewhere to go."""
-        for queue in (self.topology.main_queue([]), *self.topology.side_queues(self.retry)):
+        for queue in (self.topology.main_queue([]), *self.topology.side_queues(self.retry_delays())):
             queue(channel).declare()
 
     def consumer(self, connection: Connection | None = None, **overrides: Any) -> Any:
@@ -299,62 +362,100 @@ class Listener:
 
         settings: dict[str, Any] = dict(
             dispatcher=self.dispatcher, topology=self.topology, main_queue=self.queue, policy=self.retry,
-            prefetch=self.prefetch, concurrency=self.concurrency, grace_period=self.grace_period,
-            stats=self.stats, backlog_warning=self.backlog_warning)
+            policy_of=self.policy_of, prefetch=self.prefetch, concurrency=self.concurrency,
+            grace_period=self.grace_period, handler_timeout=self.handler_timeout, stats=self.stats,
+            backlog_warning=self.backlog_warning, park_unmatched=not self.prune_bindings)
         settings.update(overrides)
         return ListenerConsumer(connection or self.connection(), **settings)
 
-    def run(self) -> None:
-        """Consume until stopped (SIGINT/SIGTERM, or ``stop()``); blocking."""
-        from .consumer import HardStop
+    def run(self, *, wait_for_broker: float | None = None) -> StopSummary:
+        """Consume until stopped (SIGINT/SIGTERM, or :meth:`stop`); blocking.
 
+        Waits for the broker first (capped backoff, each attempt logged; at most
+        ``wait_for_broker`` seconds, None: for ever).  Returns what it did.  Stopped by a
+        signal with deliveries left unfinished (the grace period ran out, or a second
+        signal), it exits the process with :data:`EXIT_UNFINISHED` instead."""
+        if _is_inspecting():
+            logger.debug("listener %s is being inspected: not consuming", self.name)
+            return StopSummary()
+        from .logs import configure
+
+        configure()
         if not self._handlers:
             raise ConfigError(f"listener {self.name!r} has no handlers")
+        address = self._require_address()
         self._frozen = True
-        logger.info("listener %s connecting to %s", self.name, scrub_url(self._broker_url or ""))
+        self._warn_without_root_url()
+        logger.info("listener %s starting: %d binding(s), queue %s (%s), connecting to %s", self.name,
+                    len(self._bindings), self.queue_name, self.queue_type, scrub_url(address.urls))
+        for b in self._bindings:
+            logger.info("  %s %s -> %s", b.exchange, b.pattern, b.handler)
+        wait_for(address, heartbeat=self.heartbeat, limit=wait_for_broker)
         self.declare()  # on a connection of its own, closed again: the loop opens its own
         self._consumer = self.consumer()
-        self._consumer.should_stop = self._stop_requested
-        restore = self._install_signal_handlers()
-        health = None
+        if self._stop_requested:
+            self._consumer.request_stop()
+        signalled: list[int] = []
+        restore = self._install_signal_handlers(signalled)
         try:
             if self.health_port is not None:
                 from .health import HealthServer
 
-                health = self._health = HealthServer(self, port=self.health_port).start()
+                self.health = HealthServer(self, host=self.health_host, port=self.health_port).start()
             self._consumer.run()
-        except HardStop:
-            logger.warning("listener %s stopped at once; unacked messages stay with the broker", self.name)
         finally:
             restore()
-            if health is not None:
-                health.stop()
+            if self.health is not None:
+                self.health.stop()
+                self.health = None
+            self.stats.unfinished = self._consumer.unfinished
             self._consumer.connection.release()
             self._consumer = None
             self._stop_requested = False  # a later run() starts afresh
-        logger.info("listener %s stopped: %s", self.name, self.stats.snapshot())
+        summary = self._summary()
+        logger.info("listener %s stopped: %s", self.name, summary)
+        if signalled and not summary.clean:
+            raise SystemExit(summary.exit_status)
+        return summary
+
+    def _summary(self) -> StopSummary:
+        s = self.stats
+        return StopSummary(received=s.received, acked=s.acked, retried=s.retried, parked=s.parked,
+                           unmatched=s.unmatched, unfinished=s.unfinished)
 
     def stop(self) -> None:
-        """Ask the loop to stop after in-flight handlers finish (thread-safe)."""
+        """Ask the loop to stop: no handler starts, running ones get the grace period
+        (thread-safe; a second call stops at once)."""
         self._stop_requested = True
         if self._consumer is not None:
-            self._consumer.should_stop = True
+            self._consumer.request_stop()
 
-    def _install_signal_handlers(self) -> Callable[[], None]:
+    def _install_signal_handlers(self, signalled: list[int]) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        from .consumer import HardStop
+        from .watchdog import HardStop
 
-        def handle(signum: int, frame: Any) -> None:
-            if self._stop_requested:
+        def on_stop_signal(signum: int, frame: Any) -> None:
+            signalled.append(signum)
+            consumer = self._consumer
+            if consumer is None or not consumer.stopping:
+                logger.info("signal %d: no new handler starts; running ones get %g s (again to stop at once)",
+                            signum, self.grace_period)
+                self.stop()
+                return
+            logger.warning("signal %d again: stopping at once; unfinished messages stay with the broker", signum)
+            consumer.request_stop(hard=True)
+            if consumer.in_loop_handler():
                 raise HardStop()
-            logger.info("signal %d: stopping after in-flight handlers (again to stop at once)", signum)
-            self.stop()
 
-        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        if self._consumer is not None:
-            # a handler on this thread outlasting the grace period: act as a second signal
-            self._consumer.on_grace_expired = lambda: _thread.interrupt_main(signal.SIGTERM)
+        def on_alarm(signum: int, frame: Any) -> None:  # the watchdog interrupting a handler
+            consumer = self._consumer
+            exc = consumer.take_interrupt() if consumer is not None else None
+            if exc is not None:
+                raise exc()
+
+        previous = {sig: signal.signal(sig, on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
 
         def restore() -> None:
             for sig, old in previous.items():
@@ -362,95 +463,79 @@ class Listener:
 
         return restore
 
+    def _warn_without_root_url(self) -> None:
+        if self._clients.has_root_url() or os.environ.get("TASKCLUSTER_ROOT_URL"):
+            return
+        users = [h.name for h in self._handlers if _CLIENT_ATTRIBUTES & set(getattr(
+            getattr(h.fn, "__code__", None), "co_names", ()))]
+        if users:
+            logger.warning("handler(s) %s use ctx REST clients but no Taskcluster rootUrl is set "
+                           "(taskcluster={'rootUrl': ...} or TASKCLUSTER_ROOT_URL): their calls will fail",
+                           ", ".join(users))
+
     # -- parked messages -----------------------------------------------------------------
 
-    def parked(self, limit: int | None = None) -> list[ParkedMessage]:
+    @property
+    def parked_queue(self) -> ParkedQueue:
+        """The listener's parked messages: ``list``, ``requeue`` and ``drop`` them."""
+        return ParkedQueue(self.topology, self.connection, self._declare_own)
+
+    def parked(self, limit: int | None = None, where: Selector | None = None) -> list[ParkedMessage]:
         """The parked messages (they stay parked)."""
-        found: list[ParkedMessage] = []
-        with self.connection() as conn:
-            with conn.channel() as channel:
-                self._declare_own(channel)
-                queue = self.topology.parked_queue()(channel)
-                while limit is None or len(found) < limit:
-                    message = queue.get(no_ack=False)
-                    if message is None:
-                        break
-                    found.append(ParkedMessage.from_message(message))
-                # closing the channel returns every fetched message to the parked queue
-        return found
+        return self.parked_queue.list(limit, where)
 
-    def requeue_parked(self, limit: int | None = None) -> int:
+    def requeue_parked(self, limit: int | None = None, where: Selector | None = None) -> int:
         """Put parked messages back into the main queue for another round of attempts."""
-        moved = 0
-        with self.connection() as conn:
-            with conn.channel() as channel:
-                self._declare_own(channel)
-                queue = self.topology.parked_queue()(channel)
-                producer = Producer(channel, exchange=self.topology.exchange)
-                while limit is None or moved < limit:
-                    message = queue.get(no_ack=False)
-                    if message is None:
-                        break
-                    headers = dict(message.headers or {})
-                    headers[HEADER.ATTEMPT] = 1
-                    for key in (HEADER.REASON, HEADER.PARKED_AT, "x-death"):
-                        headers.pop(key, None)
-                    producer.publish(message.body, routing_key=DUE, headers=headers, delivery_mode=2,
-                                     content_type=message.content_type or "application/json",
-                                     content_encoding=message.content_encoding or "utf-8")
-                    message.ack()
-                    moved += 1
-        return moved
+        return self.parked_queue.requeue(where, limit)
+
+    def drop_parked(self, limit: int | None = None, where: Selector | None = None) -> int:
+        """Delete parked messages for good."""
+        return self.parked_queue.drop(where, limit)
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, not {value!r}")
+def wait_for(address: BrokerAddress, *, heartbeat: int, limit: float | None) -> None:
+    """:func:`tclisten.broker.wait_for_broker`, skipped for the in-memory transport."""
+    if not address.memory:
+        wait_for_broker(address, heartbeat=heartbeat, limit=limit)
 
 
-def _compile(topic: Any, route: str | None, fields: Mapping[str, Any]) -> tuple[Any, str]:
-    """The Topic and the binding pattern of one declaration."""
-    topic = _resolve_topic(topic)
-    if route is not None:
-        if fields:
-            raise BindingError(f"{topic!r}: give routing-key fields or route=, not both")
-        return topic, topic.route_pattern(route)
-    return topic, topic.pattern(**fields)
+def _check_callable(fn: Any) -> None:
+    """A handler must take ``(message, ctx)``: refused at declaration, not at the first message."""
+    if not callable(fn):
+        raise BindingError(f"handler {fn!r} is not callable")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # a builtin or C callable without a signature: trust it
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise BindingError(f"handler {getattr(fn, '__qualname__', fn)!r} cannot be called as fn(message, ctx): "
+                           f"its signature is {signature}") from None
 
 
-def _resolve_topic(topic: Any) -> Any:
-    """Accept a Topic, or its dotted name (``"QueueEvents.taskFailed"``)."""
-    if isinstance(topic, str):
-        from .exchanges import exchanges_class
+def _with_hooks(hooks: tuple[Hook, ...]) -> Callable[[Handler, Message], Any]:
+    """The handler call, wrapped by the listener's hooks (no wrapping without hooks)."""
+    if not hooks:
+        return call_handler
 
-        service, _, entry = topic.partition(".")
+    def invoke(handler: Handler, message: Message) -> Any:
+        for hook in hooks:
+            if hook.before is not None:
+                hook.before(handler, message)
         try:
-            topic = getattr(exchanges_class(service), entry)
-        except (KeyError, AttributeError, ValueError) as exc:
-            raise BindingError(f"unknown exchange {topic!r}: expected <Service>Events.<exchange>, "
-                               "e.g. QueueEvents.taskFailed") from exc
-    if not (hasattr(topic, "exchange") and hasattr(topic, "pattern") and hasattr(topic, "route_pattern")):
-        raise BindingError(f"{topic!r} is not an exchange entry such as QueueEvents.taskCompleted")
-    return topic
+            result = handler.fn(message, handler.context)
+        except BaseException as exc:
+            for hook in hooks:
+                if hook.error is not None:
+                    hook.error(handler, message, exc)
+            raise
+        for hook in reversed(hooks):
+            if hook.after is not None:
+                hook.after(handler, message, result)
+        return result
 
-
-def _broker(url: str | None, username: str | None, password: str | None,
-            host: str | None) -> tuple[str | None, str | None, ssl.SSLContext | None]:
-    """The broker URL, the user that names the queue, and the TLS context (Pulse)."""
-    url = url or os.environ.get("TCLISTEN_BROKER_URL")
-    if url:
-        parts = urllib.parse.urlsplit(url)
-        user = urllib.parse.unquote(parts.username) if parts.username else "guest"
-        context = ssl.create_default_context() if parts.scheme in ("amqps", "pyamqps") else None
-        return url, user, context
-    username = username or os.environ.get("PULSE_USERNAME")
-    password = password or os.environ.get("PULSE_PASSWORD")
-    host = host or os.environ.get("PULSE_HOST") or PULSE_HOST
-    if not username or not password:
-        return None, username, None
-    quote = urllib.parse.quote
-    return f"amqps://{quote(username, safe='')}:{quote(password, safe='')}@{host}:5671/", username, \
-        ssl.create_default_context()
+    return invoke
 
 
 # -- scripts: a module-level listener ---------------------------------------------------
@@ -472,11 +557,14 @@ def default_listener() -> Listener:
         return _default
 
 
-def on(topic: Any, *, route: str | None = None, **fields: Any) -> Callable[[F], F]:
+def on(topic: Any, *, route: str | None = None, routing_key: str | None = None, name: str | None = None,
+       timeout: float | None = _UNSET, retry: RetryPolicy | Mapping[str, Any] | None = None,
+       **fields: Any) -> Callable[[F], F]:
     """``@tclisten.on(...)``: declare a handler on the script's default listener."""
-    return default_listener().on(topic, route=route, **fields)
+    return default_listener().on(topic, route=route, routing_key=routing_key, name=name, timeout=timeout,
+                                 retry=retry, **fields)
 
 
-def run() -> None:
+def run(*, wait_for_broker: float | None = None) -> StopSummary:
     """Run the script's default listener (blocking)."""
-    default_listener().run()
+    return default_listener().run(wait_for_broker=wait_for_broker)

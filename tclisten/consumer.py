@@ -1,23 +1,23 @@
-"""The kombu consumer loop: deliveries in, handlers run, batched acks out.
+"""The kombu consumer loop: deliveries in, handlers run, decisions carried out, acks out.
 
-Built on :class:`kombu.mixins.ConsumerMixin`, which gives reconnection with backoff, a
-restart limit and the consumer context.  ``consume`` is overridden because tclisten's loop
-must do three things kombu's does not:
+Built on :class:`kombu.mixins.ConsumerMixin` (reconnection with backoff, a restart limit,
+the consumer context, ``consume(limit, timeout)``).  What it adds:
 
-- settle finished deliveries between two reads of the socket (handlers may run on worker
-  threads, and kombu channels are not thread-safe, so acks and re-publishes happen here, on
-  the connection's own thread);
-- ack in batches (``basic_ack(multiple=True)`` for a contiguous run of finished deliveries),
-  which halves the broker's work per message;
-- poll quickly while handlers are in flight, so their acks are not held back by an idle
-  socket, and stop gracefully (in-flight handlers finish within a grace period).
-
-With ``concurrency`` 1 (the default) handlers run on the connection's own thread: handing
-each message to a worker thread costs more than a trivial handler (bench/RESULTS.md).  A
-:class:`_HeartbeatGuard` then keeps the connection alive while a handler runs long: it sends
-heartbeat frames from its own thread, only while the connection's thread is inside a handler
-and so not touching the socket.  With ``concurrency`` N > 1 a pool of N worker threads runs
-handlers, and the connection's thread does all the I/O.
+- **One thread owns the channel.**  Handlers may run on worker threads (``concurrency`` N > 1)
+  but acks, retries and parking happen on the connection's thread, between two reads of the
+  socket (kombu channels are not thread-safe).  With ``concurrency`` 1 handlers run on the
+  connection's thread itself: handing each message to a worker costs more than a trivial
+  handler (bench/RESULTS.md); the :mod:`~tclisten.watchdog` then sends heartbeats and due
+  acks while a handler runs.
+- **Acks** go through one :class:`~tclisten.ackwindow.AckWindow` per channel: batched in
+  order, individually within a second when out of order.
+- **Decisions** come from :func:`tclisten.policy.decide` (ack, retry later, park); a
+  redelivered message is counted as an attempt first (:func:`tclisten.policy.redelivered`),
+  so a message that kills its process ends parked instead of in a crash loop.
+- **Stopping**: after :meth:`request_stop` no handler starts; deliveries not started go back
+  to the queue at once; handlers that finish within the grace period are acked; past it (or
+  at a second request) the loop leaves at once with the running deliveries unacked, which
+  the broker delivers again.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import logging
 import socket
 import threading
 import time
-from collections import deque
 from contextlib import contextmanager
 from queue import Empty, SimpleQueue
 from typing import Any, Callable, Iterator
@@ -34,135 +33,136 @@ from typing import Any, Callable, Iterator
 from kombu import Producer
 from kombu.mixins import ConsumerMixin
 
-from .dispatch import HEADER, Dispatcher, Outcome, error_text
-from .retry import DUE, PARKED, RetryPolicy, Topology
+from . import headers as codec
+from .ackwindow import AckWindow, Slot
+from .dispatch import Dispatcher, Handler, HandlerFailure, Outcome, error_text
+from .exceptions import HandlerTimeout
+from .headers import FailureRecord, HeaderError, Provenance
+from .message import Message
+from .policy import Ack, Decision, ParkNow, RetryLater, RetryPolicy, decide, redelivered
 from .stats import Stats
+from .topology import DUE, PARKED, Topology, retry_key
+from .watchdog import HardStop, Running, Socket, Watchdog, alarm_main_thread
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ListenerConsumer"]
+__all__ = ["HardStop", "ListenerConsumer"]
+
+IDLE_WAIT = 1.0  # seconds one read of an idle socket may block (shorter with a heartbeat)
+BUSY_WAIT = 0.01  # ... while deliveries are in handlers or acks are due
+STOP_POLL = 0.05  # ... while a stop waits for running handlers
 
 
-class HardStop(BaseException):
-    """Raised from a second stop signal to leave the loop at once (unacked messages stay
-    with the broker, so nothing is lost)."""
+class Delivery:
+    """One message between its arrival and its settlement."""
 
+    __slots__ = ("message", "slot", "generation", "provenance", "outcome", "decision", "seconds", "claimed")
 
-class _Delivery:
-    """One message between its arrival and its ack."""
-
-    __slots__ = ("message", "generation", "outcome", "done", "seconds")
-
-    def __init__(self, message: Any, generation: int) -> None:
+    def __init__(self, message: Any, slot: Slot, generation: int) -> None:
         self.message = message  # the kombu message (delivery tag, body, headers)
+        self.slot = slot
         self.generation = generation
+        self.provenance: Provenance | None = None
         self.outcome: Outcome | None = None
-        self.done = False
+        self.decision: Decision | None = None  # set before the handlers when they must not run
         self.seconds = 0.0  # time spent in handlers
-
-
-class _HeartbeatGuard:
-    """Sends AMQP heartbeats while a handler runs on the connection's thread.
-
-    The connection's thread holds ``lock`` whenever it may touch the socket and lets go of
-    it only around handler calls (``enter``/``leave``); this thread sends a heartbeat frame
-    only while it holds the lock, so the two never use the socket at once.  When a stop was
-    asked for and the grace period is over while a handler still runs, ``on_grace_expired``
-    is called (the listener then stops at once, as on a second signal).
-    """
-
-    def __init__(self, send: Callable[[], None], interval: float, consumer: "ListenerConsumer") -> None:
-        self._send = send
-        self._interval = interval
-        self._consumer = consumer
-        self.lock = threading.Lock()
-        self.lock.acquire()
-        self._busy = False
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tclisten-heartbeat", daemon=True)
-        self._thread.start()
-
-    def enter(self) -> None:
-        self._busy = True
-        self.lock.release()
-
-    def leave(self) -> None:
-        self.lock.acquire()
-        self._busy = False
-
-    def close(self) -> None:
-        self._closed.set()
-
-    def _run(self) -> None:
-        while not self._closed.wait(self._interval):
-            if not self._busy or not self.lock.acquire(blocking=False):
-                continue
-            try:
-                if self._busy and not self._closed.is_set():
-                    self._send()
-            except Exception:  # the connection is failing: the loop will see it
-                logger.debug("heartbeat while a handler runs failed", exc_info=True)
-            finally:
-                self.lock.release()
-            self._consumer._check_grace()
+        self.claimed = False  # settled by its worker or by the watchdog, never both
 
 
 class ListenerConsumer(ConsumerMixin):
     """Consumes the listener's queue; see the module docstring for what it adds to kombu."""
 
     def __init__(self, connection: Any, *, dispatcher: Dispatcher, topology: Topology, main_queue: Any,
-                 policy: RetryPolicy, prefetch: int, concurrency: int, grace_period: float,
-                 stats: Stats, backlog_warning: int | None = None, backlog_interval: float = 30.0) -> None:
+                 policy: RetryPolicy, prefetch: int, concurrency: int, grace_period: float, stats: Stats,
+                 handler_timeout: float | None = None, policy_of: Callable[[str], RetryPolicy] | None = None,
+                 park_unmatched: bool = False, backlog_warning: int | None = None,
+                 backlog_interval: float = 30.0, ack_delay: float = 1.0, watch_interval: float = 0.2,
+                 on_outcome: Callable[[Outcome], Any] | None = None) -> None:
         self.connection = connection
         self.dispatcher = dispatcher
         self.topology = topology
         self.main_queue = main_queue
         self.policy = policy
+        self.policy_of = policy_of
+        self.park_unmatched = park_unmatched
         self.prefetch = prefetch
         self.concurrency = concurrency
+        self.inline = concurrency <= 1
         self.grace_period = grace_period
+        self.handler_timeout = handler_timeout
         self.stats = stats
         self.backlog_warning = backlog_warning
         self.backlog_interval = backlog_interval
-        self._next_backlog_check = 0.0
-        self._channel: Any = None
-        self.inline = concurrency <= 1
-        self.on_grace_expired: Callable[[], None] | None = None
-        self._stop_at: float | None = None
-        self._guard: _HeartbeatGuard | None = None
-        self._sock: Any = None  # the AMQP socket, when the transport has one
-        self._broker_errors = tuple(connection.connection_errors) + tuple(connection.channel_errors)
-        self.should_stop = False
+        self.ack_delay = ack_delay
+        self.watch_interval = watch_interval
+        self.on_outcome = on_outcome  # told every delivery's outcome (the test kit records them)
         # Ack at least twice per prefetch window, so the broker never waits for us.
         self.ack_batch = max(1, min(500, prefetch // 2))
+        self.stopping = False
+        self.hard = False  # leave at once (second stop, grace over)
+        self.unfinished = 0  # deliveries left unacked to the broker by the last stop
+        self.loop_thread: threading.Thread | None = None
+        self.pending_interrupt: type[BaseException] | None = None
+        self._stop_at: float | None = None
         self._generation = 0
-        self._inflight: deque[_Delivery] = deque()
-        self._finished: SimpleQueue[_Delivery] = SimpleQueue()
-        self._work: SimpleQueue[_Delivery | None] = SimpleQueue()
-        self._workers: list[threading.Thread] = []
+        self._window: AckWindow | None = None
         self._producer: Producer | None = None
-        self._ack_each = False
-        self._ackable = 0  # finished deliveries at the head of _inflight not yet acked
-        self._last_done: _Delivery | None = None
+        self._channel: Any = None
+        self._consumers: list = []
+        self._socket: Socket | None = None  # inline on py-amqp: who may use the socket
+        self._sock: Any = None  # the AMQP socket, when the transport has one
+        self._raw: Any = None
+        self._last_beat = 0.0
+        self._delays_declared: set[int] = set()
+        self._next_backlog_check = 0.0
+        self._finished: SimpleQueue[Delivery] = SimpleQueue()
+        self._work: SimpleQueue[Delivery | None] = SimpleQueue()
+        self._workers: list[Running] = []
+        self._loop_running: Running | None = None
+        self._workers_lock = threading.Lock()
+        self._claims = threading.Lock()
+        self._watchdog: Watchdog | None = None
+        self._broker_errors = tuple(connection.connection_errors) + tuple(connection.channel_errors)
+
+    # -- stopping ---------------------------------------------------------------------------
 
     @property
-    def should_stop(self) -> bool:
-        return self._should_stop
+    def should_stop(self) -> bool:  # what ConsumerMixin asks
+        return self.stopping
 
     @should_stop.setter
     def should_stop(self, value: bool) -> None:
-        self._should_stop = value
-        if value and self._stop_at is None:
+        if value:
+            self.request_stop()
+
+    def request_stop(self, *, hard: bool = False) -> None:
+        """Stop taking messages (thread-safe; from a signal handler too).  ``hard``, or a
+        second request: leave at once."""
+        if self.stopping and not hard:
+            hard = True
+        if not self.stopping:
+            self.stopping = True
             self._stop_at = time.monotonic() + self.grace_period
+        if hard:
+            self.hard = True
 
-    def _check_grace(self) -> None:
-        if (self._stop_at is not None and time.monotonic() > self._stop_at
-                and self.on_grace_expired is not None):
-            logger.warning("grace period over with a handler still running: stopping at once")
-            callback, self.on_grace_expired = self.on_grace_expired, None
-            callback()
+    def grace_over(self, now: float) -> bool:
+        return self.hard or (self._stop_at is not None and now > self._stop_at)
 
-    # -- kombu hooks ------------------------------------------------------------------
+    def take_interrupt(self) -> type[BaseException] | None:
+        """The exception a SIGALRM should raise on the connection's thread now, if any (only
+        while a handler runs there)."""
+        exc, self.pending_interrupt = self.pending_interrupt, None
+        running = self._loop_running
+        if exc is None or running is None or running.handler is None:
+            return None
+        return exc
+
+    def in_loop_handler(self) -> bool:
+        running = self._loop_running
+        return running is not None and running.handler is not None
+
+    # -- kombu hooks --------------------------------------------------------------------------
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list:
         """Prepare everything a delivery needs, then consume.
@@ -170,33 +170,28 @@ class ListenerConsumer(ConsumerMixin):
         Done here, before ``basic_consume``, because any synchronous call on the connection
         (a declare, opening a channel) dispatches deliveries that arrive meanwhile."""
         connection = channel.connection.client
-        self.on_consume_end(connection, channel)  # a guard left by a failed start
         self._generation += 1
-        self._inflight.clear()
-        self._ackable = 0
-        # Virtual transports (memory://) ignore ``multiple``: ack every message there.
-        self._ack_each = getattr(connection.transport, "driver_type", "") not in ("amqp", "pyamqp")
-        for queue in self.topology.side_queues(self.policy):
+        if self._window is not None:
+            self._window.forget()  # the channel is gone: the broker has them back
+        driver = getattr(connection.transport, "driver_type", "")
+        self._window = AckWindow(batch=self.ack_batch, max_delay=self.ack_delay,
+                                 each=driver not in ("amqp", "pyamqp"), on_ack=self._acked)
+        for queue in self.topology.side_queues(self.policy.delays()):
             queue(channel).declare()
+        self._delays_declared = {int(d * 1000) for d in self.policy.delays()}
         self._producer = Producer(connection.channel(), exchange=self.topology.exchange)
         self._channel = channel
+        self._raw = connection.connection
+        self._socket = Socket() if self.inline and hasattr(self._raw, "send_heartbeat") else None
         self._next_backlog_check = 0.0
-        raw = connection.connection
-        beat = getattr(raw, "heartbeat", 0) or connection.heartbeat or 0
-        if self.inline and beat and hasattr(raw, "send_heartbeat"):
-            self._guard = _HeartbeatGuard(raw.send_heartbeat, max(0.5, beat / 4), self)
-        return [Consumer(queues=[self.main_queue], on_message=self._on_message,
-                         prefetch_count=self.prefetch, no_ack=False)]
+        self._consumers = [Consumer(queues=[self.main_queue], on_message=self._on_message,
+                                    prefetch_count=self.prefetch, no_ack=False)]
+        return self._consumers
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: list, **kwargs: Any) -> None:
         self.stats.connected()  # the queue and its bindings exist again: say so only now
         logger.info("consuming %s (prefetch %d, concurrency %d)", self.topology.queue_name, self.prefetch,
                     self.concurrency)
-
-    def on_consume_end(self, connection: Any, channel: Any) -> None:
-        if self._guard is not None:
-            self._guard.close()
-            self._guard = None
 
     def on_connection_error(self, exc: Exception, interval: float) -> None:
         self.stats.connected_now = False
@@ -205,67 +200,103 @@ class ListenerConsumer(ConsumerMixin):
     def on_decode_error(self, message: Any, exc: Exception) -> None:  # pragma: no cover - we never decode
         logger.error("undecodable message: %s", exc)
 
-    def _check_backlog(self) -> None:
-        """Read the queue's backlog from the broker; warn before Pulse's guardian acts."""
-        ready = self._channel.queue_declare(self.topology.queue_name, passive=True).message_count
-        self.stats.backlog = ready
-        if self.backlog_warning and ready > self.backlog_warning:
-            logger.warning("queue %s holds %d messages (warning threshold %d): the Pulse guardian deletes "
-                           "queues that keep growing", self.topology.queue_name, ready, self.backlog_warning)
-
-    # -- the loop -----------------------------------------------------------------------
+    # -- the loop -----------------------------------------------------------------------------
 
     def run(self, _tokens: int = 1, **kwargs: Any) -> None:
+        """Consume until stopped, reconnecting after broker errors (kombu's loop, with the
+        errors said in full: a classic queue whose node is down names the node)."""
         self._start_workers()
+        self._watchdog = Watchdog(self, interval=self.watch_interval, socket=None,
+                                  alarm=alarm_main_thread).start()
         try:
-            super().run(_tokens, **kwargs)
+            while not self.stopping:
+                try:
+                    if self.restart_limit.can_consume(_tokens):
+                        for _ in self.consume(limit=None, **kwargs):
+                            pass
+                    else:
+                        time.sleep(self.restart_limit.expected_time(_tokens))
+                except self._broker_errors as exc:
+                    self.stats.connected_now = False
+                    self._lost(exc)
         finally:
+            self._watchdog.close()
             self._stop_workers()
 
-    def consume(self, limit: int | None = None, timeout: float | None = None, safety_interval: float = 1,
-                **kwargs: Any):
+    def _lost(self, exc: BaseException) -> None:
+        text = str(exc)
+        if "home node" in text:
+            logger.error("the broker cannot serve the queue: %s (a classic queue lives on one node and is "
+                         "unusable while that node is down; queue_type='quorum' replicates it)", text)
+        else:
+            logger.warning("broker connection lost (%s: %s); reconnecting", type(exc).__name__, text)
+        dropped = self._window.forget() if self._window is not None else 0
+        if dropped:
+            logger.info("%d unacked delivery(ies) go back to the queue with the lost channel", dropped)
+
+    def consume(self, limit: int | None = None, timeout: float | None = None, safety_interval: float = IDLE_WAIT,
+                **kwargs: Any) -> Iterator[None]:
+        """kombu's contract: ``limit`` events at most, ``socket.timeout`` after ``timeout``
+        idle seconds, ``on_iteration`` before each read."""
+        if self._loop_running is None or self._loop_running.thread is not threading.current_thread():
+            self.loop_thread = threading.current_thread()
+            self._loop_running = Running(self.loop_thread)
         with self.consumer_context(**kwargs) as (conn, channel, consumers):
-            next_beat = 0.0
-            # py-amqp restarts its wait on every frame, the broker's heartbeats included
-            # (every heartbeat/2 s): an idle wait must be shorter than that to ever time out.
             beat = getattr(conn.connection, "heartbeat", 0) or 0
-            idle_wait = min(safety_interval, beat / 4) if beat else safety_interval
-            # py-amqp sets and restores the socket's timeout around every frame it reads
-            # unless the socket already has the timeout asked for: give it that timeout here,
-            # once per change (15-20 % of the client's CPU per message), and go back to
-            # blocking for synchronous calls (see _blocking).
+            # py-amqp restarts its wait on every frame, the broker's heartbeats included: an
+            # idle wait must be shorter than the heartbeat period to ever time out.
+            idle = min(safety_interval, beat / 4) if beat else safety_interval
             self._sock = getattr(getattr(conn.connection, "transport", None), "sock", None)
-            set_to = None
+            if self._socket is not None:
+                self._watchdog_socket(self._socket)
+            events, idle_for, set_to, next_beat = 0, 0.0, None, 0.0
             try:
-                while not self.should_stop:
+                while not self.stopping and (limit is None or events < limit):
+                    self.on_iteration()
                     self._settle()
-                    wait = 0.01 if self._inflight else idle_wait
+                    wait = BUSY_WAIT if len(self._window) else idle
                     if self._sock is not None and wait != set_to:
+                        # py-amqp sets and restores the socket's timeout around every frame
+                        # unless it already has the one asked for: set it once per change
+                        # (15-20 % of the client's CPU per message).
                         self._sock.settimeout(wait)
                         set_to = wait
                     try:
                         conn.drain_events(timeout=wait)
+                        got = True
                     except socket.timeout:
-                        self._flush_acks()
-                        conn.heartbeat_check()
-                        next_beat = time.monotonic() + 1.0
-                    except OSError:
-                        if not self.should_stop:
+                        self._window.flush(force=True)
+                        idle_for += wait
+                        if timeout and idle_for >= timeout:
                             raise
-                    else:
-                        now = time.monotonic()
-                        if now >= next_beat:
-                            conn.heartbeat_check()
-                            next_beat = now + 1.0
-                    if time.monotonic() >= self._next_backlog_check:
+                        got = False
+                    except OSError:
+                        if not self.stopping:
+                            raise
+                        got = False
+                    except HardStop:
+                        self.request_stop(hard=True)
+                        break
+                    now = time.monotonic()
+                    if now >= next_beat:
+                        conn.heartbeat_check()
+                        next_beat = now + 1.0
+                    if now >= self._next_backlog_check:
                         with self._blocking():
                             self._check_backlog()
                         self._next_backlog_check = time.monotonic() + self.backlog_interval
-                    yield
+                    if got:
+                        events, idle_for = events + 1, 0.0
+                        yield
             finally:
                 self._restore_blocking()
-            self._stop_gracefully(conn, consumers)
-            self.stats.connected_now = False
+            if self.stopping:
+                self._stop(conn, consumers)
+                self.stats.connected_now = False
+
+    def _watchdog_socket(self, sock_owner: Socket) -> None:
+        if self._watchdog is not None:
+            self._watchdog._socket = sock_owner
 
     @contextmanager
     def _blocking(self) -> Iterator[None]:
@@ -288,221 +319,320 @@ class ListenerConsumer(ConsumerMixin):
         except OSError:  # the socket is gone already
             pass
 
+    def _check_backlog(self) -> None:
+        """Read the queue's backlog from the broker; warn before Pulse's guardian acts."""
+        ready = self._channel.queue_declare(self.topology.queue_name, passive=True).message_count
+        self.stats.backlog = ready
+        if self.backlog_warning and ready > self.backlog_warning:
+            logger.warning("queue %s holds %d messages (warning threshold %d): the Pulse guardian deletes "
+                           "queues that keep growing", self.topology.queue_name, ready, self.backlog_warning)
+
+    # -- one delivery -------------------------------------------------------------------------
+
     def _on_message(self, message: Any) -> None:
-        delivery = _Delivery(message, self._generation)
-        self._inflight.append(delivery)
+        window = self._window
+        slot = window.add(message)
         stats = self.stats
         stats.received += 1
         stats.last_delivery = time.time()
+        if self.stopping:  # arrived during a synchronous call of the stop: never started
+            window.give_back(slot)
+            return
+        delivery = Delivery(message, slot, self._generation)
+        if not self._prepare(delivery):
+            self._finished.put(delivery)  # decided without the handlers: carried out by the loop
+            return
         if not self.inline:
             self._work.put(delivery)
             return
-        guard = self._guard
-        if guard is None:
-            self._handle(delivery)
-        else:
-            guard.enter()
-            try:
-                self._handle(delivery)
-            finally:
-                guard.leave()
+        self._handle(delivery, self._loop_running)
         if delivery.outcome.ok:  # the common case, settled here without a queue
             stats.observe(delivery.seconds)
-            delivery.done = True
-            self._advance()
+            window.done(slot)
         else:
             self._finished.put(delivery)  # retries and parking publish: not inside a callback
 
-    def _handle(self, delivery: _Delivery) -> None:
-        """Run the handlers of one delivery (on a worker thread, or inline)."""
+    def _prepare(self, delivery: Delivery) -> bool:
+        """Read where the delivery comes from; False when it must not run (unreadable headers,
+        or a redelivery that counts as an attempt first)."""
         message = delivery.message
-        started = time.perf_counter()
         info = message.delivery_info
         try:
-            delivery.outcome = self.dispatcher.dispatch(info.get("exchange", ""), info.get("routing_key", ""),
-                                                        message.body, message.headers,
-                                                        redelivered=bool(info.get("redelivered")))
-        except Exception as exc:  # a delivery nothing foresaw must not stop the loop: park it
-            logger.exception("cannot dispatch %s %s", info.get("exchange"), info.get("routing_key"))
-            delivery.outcome = Outcome(park_reason=f"cannot dispatch: {error_text(exc)}")
-        delivery.seconds = time.perf_counter() - started
+            delivery.provenance = self.dispatcher.origin(info.get("exchange", ""), info.get("routing_key", ""),
+                                                         message.headers, redelivered=bool(info.get("redelivered")))
+        except HeaderError as exc:
+            delivery.decision = ParkNow(str(exc))
+            return False
+        if info.get("redelivered"):
+            decision = redelivered(delivery.provenance.attempt, self.policy,
+                                   delivery_count=codec.delivery_count(message.headers))
+            if decision is not None:
+                delivery.decision = decision
+                return False
+        return True
 
-    # -- settling ---------------------------------------------------------------------
+    def _handle(self, delivery: Delivery, running: Running) -> None:
+        """Run the handlers of one delivery (on a worker thread, or inline)."""
+        message = delivery.message
+        provenance = delivery.provenance
+        count = codec.delivery_count(message.headers)
+        attempt = provenance.attempt + count if count else None
+        started = time.perf_counter()
+        running.begin(delivery)
+        try:
+            delivery.outcome = self.dispatcher.run(provenance, message.body, message.headers,
+                                                   redelivered=bool(message.delivery_info.get("redelivered")),
+                                                   attempt=attempt, invoke=self._invoker(running))
+        except HandlerTimeout:  # landed between two handlers: the ones left count as timed out
+            delivery.outcome = self._timed_out(delivery, running)
+        except Exception as exc:  # a delivery nothing foresaw must not stop the loop: park it
+            logger.exception("cannot dispatch %s %s", provenance.exchange, provenance.routing_key)
+            delivery.outcome = Outcome(provenance, unhandleable=f"cannot dispatch: {error_text(exc)}")
+        finally:
+            running.end()
+        delivery.seconds = time.perf_counter() - started
+        if self.on_outcome is not None:
+            self.on_outcome(delivery.outcome)
+
+    def _invoker(self, running: Running) -> Callable[[Handler, Message], Any]:
+        """Calls one handler under its time limit, with the socket handed to the watchdog
+        while it runs on the connection's thread."""
+        call = self.dispatcher.invoke
+        sock = self._socket if running is self._loop_running else None
+        default = self.handler_timeout
+
+        def invoke(handler: Handler, message: Message) -> Any:
+            limit = handler.timeout if handler.timeout_set else default
+            running.enter(handler, limit)
+            if sock is not None:
+                sock.release_for_handler()
+            try:
+                return call(handler, message)
+            except HandlerTimeout:
+                raise HandlerTimeout(limit or 0.0) from None  # with the real limit in its text
+            finally:
+                if sock is not None:
+                    sock.reacquire()
+                running.leave()
+
+        return invoke
+
+    def _timed_out(self, delivery: Delivery, running: Running) -> Outcome:
+        """The outcome of a delivery whose handler timed out outside the handlers' own
+        bookkeeping: every handler that did not finish failed."""
+        provenance = delivery.provenance
+        outcome = Outcome(provenance)
+        matched = self.dispatcher.match(provenance.exchange, provenance.routing_key, provenance.cc)
+        only = provenance.handlers
+        limit = running.limit or self.handler_timeout or 0.0
+        outcome.failed = []
+        for handler in matched:
+            if (only is not None and handler.name not in only) or handler.name in running.finished_handlers:
+                continue
+            text = f"timed out after {limit:g} s"
+            record = FailureRecord(handler.name, "HandlerTimeout", text, "", time.time())
+            outcome.failed.append(HandlerFailure(handler.name, text, record))
+        return outcome
+
+    # -- settling -----------------------------------------------------------------------------
+
+    def _acked(self, count: int) -> None:
+        self.stats.acked += count
+        self.stats.last_ack = time.time()
 
     def _settle(self) -> None:
-        """Act on every finished delivery, then ack the finished head of the window."""
+        """Carry out the decision of every finished delivery, then ack what is due."""
         finished = self._finished
         while not finished.empty():
             delivery = finished.get()
             if delivery.generation != self._generation:
-                continue  # its channel is gone; the broker redelivers it
-            self.stats.observe(delivery.seconds)
+                continue  # its channel is gone: the broker delivers it again
+            if delivery.outcome is not None:
+                self.stats.observe(delivery.seconds)
             try:
                 with self._blocking():
-                    self._conclude(delivery)
+                    self._carry_out(delivery)
             except self._broker_errors:
                 raise  # the connection is gone: reconnect; the broker delivers it again
             except Exception:  # the copy was refused (a nack, say): give the original back
                 logger.exception("could not retry or park %s; returning it to the queue",
                                  delivery.message.delivery_info.get("routing_key"))
-                self._inflight.remove(delivery)  # never part of a multiple ack once rejected
-                delivery.message.reject(requeue=True)
+                self._window.give_back(delivery.slot)
                 continue
-            delivery.done = True
-        self._advance()
+            self._window.done(delivery.slot)
+        self._window.flush()
 
-    def _advance(self) -> None:
-        """Move the finished head of the window to the ack batch; flush a full batch."""
-        inflight = self._inflight
-        while inflight and inflight[0].done:
-            head = inflight.popleft()
-            if self._ack_each:
-                head.message.ack()
-                self.stats.acked += 1
-            else:
-                self._last_done = head
-                self._ackable += 1
-        if self._ackable >= self.ack_batch:
-            self._flush_acks()
-
-    def _flush_acks(self) -> None:
-        """The ack policy, in one place: ack only a contiguous run of finished deliveries.
-
-        A delivery is finished when every matching handler succeeded, or when it was
-        re-published for a retry or parked (with publisher confirms).  One
-        ``basic_ack(multiple=True)`` of the last of the run acks the whole run; a delivery
-        still in a handler stops the run, so nothing unfinished is ever acked.
-        """
-        if self._ackable:
-            self._last_done.message.ack(multiple=True)
-            self.stats.acked += self._ackable
-            self.stats.last_ack = time.time()
-            self._ackable = 0
-
-    def _conclude(self, delivery: _Delivery) -> None:
-        """Retry or park a delivery whose handling did not succeed."""
+    def _carry_out(self, delivery: Delivery) -> None:
+        decision = delivery.decision
         outcome = delivery.outcome
-        if outcome is None or outcome.ok:
+        if decision is None and outcome is not None:
+            decision = decide(outcome.facts(), self.policy, policy_of=self.policy_of,
+                              park_unmatched=self.park_unmatched)
+        if decision is None or isinstance(decision, Ack):
+            if outcome is not None and outcome.unmatched:
+                self.stats.count("unmatched")
+                logger.warning("acked a message no binding explains (a binding the code no longer declares?): "
+                               "%s", outcome.unmatched)
             return
-        message = delivery.message
-        if outcome.park_reason is not None:
-            self._republish(message, outcome, PARKED, attempt=self._attempt_of(message, outcome),
-                            reason=outcome.park_reason, handlers=())
-            self.stats.count("parked")
-            logger.warning("parked %s: %s", message.delivery_info.get("routing_key"), outcome.park_reason)
-            return
-        attempt = outcome.message.attempt
-        failed = tuple(name for name, _ in outcome.failed)
-        reason = "; ".join(f"{name}: {text}" for name, text in outcome.failed)
-        if attempt < self.policy.max_attempts:
-            delay = self.policy.delay_before(attempt + 1)
-            self._republish(message, outcome, Topology.retry_key(delay), attempt=attempt + 1, reason=reason,
-                            handlers=failed)
+        records = tuple(f.record for f in (outcome.failed or ())) if outcome is not None else ()
+        provenance = delivery.provenance or self._provenance_of(delivery.message)
+        if isinstance(decision, RetryLater):
+            self._republish(delivery, self._retry_key(decision.delay), provenance.next(
+                attempt=decision.attempt, handlers=decision.handlers or provenance.handlers,
+                reason=decision.reason, failures=records,
+                redelivered=provenance.redelivered or bool(delivery.message.delivery_info.get("redelivered"))))
             self.stats.count("retried")
-        else:
-            self._republish(message, outcome, PARKED, attempt=attempt, reason=reason, handlers=failed)
-            self.stats.count("parked")
-            logger.error("parked %s after %d attempts: %s", outcome.message.routing_key, attempt, reason)
+            return
+        self._republish(delivery, PARKED, provenance.next(
+            handlers=decision.handlers or provenance.handlers, reason=decision.reason, failures=records,
+            parked_at=int(time.time())))
+        self.stats.count("parked")
+        logger.warning("parked %s %s (attempt %d): %s", provenance.exchange, provenance.routing_key,
+                       provenance.attempt, decision.reason.splitlines()[0] if decision.reason else "")
 
     @staticmethod
-    def _attempt_of(message: Any, outcome: Outcome) -> int:
-        if outcome.message is not None:
-            return outcome.message.attempt
-        try:
-            return int((message.headers or {}).get(HEADER.ATTEMPT) or 1)
-        except (TypeError, ValueError):  # the very reason it is being parked, maybe
-            return 1
-
-    def _republish(self, message: Any, outcome: Outcome, routing_key: str, *, attempt: int, reason: str,
-                   handlers: tuple[str, ...]) -> None:
+    def _provenance_of(message: Any) -> Provenance:
+        """Where an unreadable copy came from, as far as the delivery itself tells."""
         info = message.delivery_info
-        headers = dict(message.headers or {})
-        headers.pop("CC", None)  # the CC keys would route the copy again
-        headers.pop("x-death", None)
-        if HEADER.EXCHANGE not in headers:  # first re-publish: remember where it came from
-            headers[HEADER.EXCHANGE] = info.get("exchange", "")
-            headers[HEADER.ROUTING_KEY] = info.get("routing_key", "")
-            headers[HEADER.CC] = list(outcome.cc)
-        headers[HEADER.ATTEMPT] = attempt
-        headers[HEADER.HANDLERS] = list(handlers)
-        headers[HEADER.REASON] = reason[:4000]
-        if routing_key == PARKED:
-            headers[HEADER.PARKED_AT] = int(time.time())
-        if routing_key.startswith("retry.") and self._ack_each:
-            routing_key = DUE  # virtual transports have no TTL or dead-lettering: retry at once
-        self._producer.publish(message.body, routing_key=routing_key, headers=headers,
+        return Provenance(info.get("exchange", ""), info.get("routing_key", ""), codec.cc_keys(message.headers))
+
+    def _retry_key(self, delay: float) -> str:
+        if delay <= 0 or self._window.each:  # virtual transports have no TTL: retry at once
+            return DUE
+        ms = int(delay * 1000)
+        if ms not in self._delays_declared:  # a delay a handler asked for (Retry(delay=...))
+            self.topology.delay_queue(ms)(self._producer.channel).declare()
+            self._delays_declared.add(ms)
+        return retry_key(delay)
+
+    def _republish(self, delivery: Delivery, routing_key: str, provenance: Provenance) -> None:
+        message = delivery.message
+        self._producer.publish(message.body, routing_key=routing_key,
+                               headers=codec.encode(message.headers, provenance),
                                content_type=message.content_type or "application/json",
                                content_encoding=message.content_encoding or "utf-8",
                                delivery_mode=2, retry=False)
 
-    # -- workers and stopping -------------------------------------------------------------
+    # -- the watchdog's calls ----------------------------------------------------------------
+
+    def running(self) -> list[Running]:
+        with self._workers_lock:
+            records = list(self._workers)
+        if self._loop_running is not None:
+            records.append(self._loop_running)
+        return records
+
+    def beat(self) -> None:
+        """While a handler runs on the connection's thread (the watchdog holds the socket):
+        return prefetched deliveries once a stop was asked for, send due acks and heartbeats."""
+        if self.stopping and self._consumers:
+            self._cancel_consumers()
+        self._window.flush()
+        now = time.monotonic()
+        beat = getattr(self._raw, "heartbeat", 0) or 0
+        if beat and now - self._last_beat >= max(0.5, beat / 4):
+            self._raw.send_heartbeat()
+            self._last_beat = now
+
+    def abandon(self, running: Running) -> None:
+        """A worker thread ignored its interruption: settle its delivery as timed out and put
+        a new worker in its place."""
+        delivery = running.delivery
+        if delivery is not None and self._claim(delivery):
+            delivery.outcome = self._timed_out(delivery, running)
+            self._finished.put(delivery)
+        with self._workers_lock:
+            if running in self._workers:
+                self._workers.remove(running)
+        self._start_worker(len(self._workers))
+
+    def _claim(self, delivery: Delivery) -> bool:
+        with self._claims:
+            if delivery.claimed:
+                return False
+            delivery.claimed = True
+            return True
+
+    # -- workers and stopping ---------------------------------------------------------------
 
     def _start_workers(self) -> None:
-        if self.inline:
-            return
-        for index in range(self.concurrency):
-            worker = threading.Thread(target=self._work_loop, name=f"tclisten-worker-{index}", daemon=True)
-            worker.start()
-            self._workers.append(worker)
+        if not self.inline:
+            for index in range(self.concurrency):
+                self._start_worker(index)
 
-    def _work_loop(self) -> None:
+    def _start_worker(self, index: int) -> None:
+        thread = threading.Thread(name=f"tclisten-worker-{index}", daemon=True)
+        running = Running(thread)
+        thread.run = lambda: self._work_loop(running)  # type: ignore[method-assign]
+        with self._workers_lock:
+            self._workers.append(running)
+        thread.start()
+
+    def _work_loop(self, running: Running) -> None:
         work = self._work
-        while True:
-            delivery = work.get()
-            if delivery is None:
-                return
-            if delivery.generation != self._generation:
-                continue  # delivered on a connection since lost: the broker delivers it again
-            self._handle(delivery)
-            self._finished.put(delivery)
+        while not running.abandoned:
+            try:
+                delivery = work.get()
+                if delivery is None:
+                    return
+                if delivery.generation != self._generation:
+                    continue  # delivered on a connection since lost: the broker delivers it again
+                self._handle(delivery, running)
+                if not running.abandoned and self._claim(delivery):
+                    self._finished.put(delivery)
+            except HandlerTimeout:  # an interruption that landed after its handler returned
+                continue
 
     def _stop_workers(self) -> None:
-        for _ in self._workers:
+        with self._workers_lock:
+            workers, self._workers = self._workers, []
+        for _ in workers:
             self._work.put(None)
-        self._workers.clear()
 
-    def _return_unstarted(self) -> None:
-        """Give the broker back the deliveries no worker has started, at once (another
-        consumer may take them).  Workers take deliveries in arrival order, so every one
-        returned here comes after every started one, and a later ``ack(multiple=True)`` of a
-        started delivery never covers them."""
-        returned = []
-        while True:
-            try:
-                delivery = self._work.get_nowait()  # a worker may take one meanwhile: fine
-            except Empty:
-                break
-            if delivery is None:
-                continue
-            if delivery.generation != self._generation:
-                continue  # its channel is gone: the broker has it back already
-            returned.append(delivery)
-        for delivery in returned:
-            self._inflight.remove(delivery)
-            delivery.message.reject(requeue=True)
-        if returned:
-            logger.info("returned %d unstarted message(s) to the queue", len(returned))
-
-    def _stop_gracefully(self, conn: Any, consumers: list) -> None:
-        """Stop taking messages, let in-flight handlers finish within the grace period, ack
-        them; what is still unfinished goes back to the queue when the channel closes."""
+    def _cancel_consumers(self) -> None:
+        """Stop the broker's deliveries; those it sent meanwhile arrive before the
+        cancel-ok and are given back at once (``_on_message`` while stopping)."""
+        consumers, self._consumers = self._consumers, []
         for consumer in consumers:
             try:
                 consumer.cancel()
             except Exception:  # the connection may already be gone
                 logger.debug("cancel failed", exc_info=True)
+
+    def _return_unstarted(self) -> None:
+        """Give the broker back the deliveries no worker has started, at once.  Workers take
+        deliveries in arrival order, so every one returned here comes after every started
+        one: a later multiple ack of a started delivery never covers them."""
+        returned = 0
+        while True:
+            try:
+                delivery = self._work.get_nowait()  # a worker may take one meanwhile: fine
+            except Empty:
+                break
+            if delivery is None or delivery.generation != self._generation:
+                continue
+            if self._claim(delivery):
+                self._window.give_back(delivery.slot)
+                returned += 1
+        if returned:
+            logger.info("returned %d unstarted message(s) to the queue", returned)
+
+    def _stop(self, conn: Any, consumers: list) -> None:
+        """Stop taking messages, let running handlers finish within the grace period, ack
+        what finished; what is still unfinished goes back to the queue with the channel."""
+        self._cancel_consumers()
         self._return_unstarted()
-        deadline = self._stop_at or time.monotonic() + self.grace_period
-        while self._inflight and time.monotonic() < deadline:
+        while self._window.unsettled and not self.grace_over(time.monotonic()):
             self._settle()
-            if not self._inflight:
+            if not self._window.unsettled:
                 break
             try:
-                conn.drain_events(timeout=0.05)
+                conn.drain_events(timeout=STOP_POLL)
             except socket.timeout:
                 pass
         self._settle()
-        self._flush_acks()
-        if self._inflight:
+        self._window.flush(force=True)
+        self.unfinished = self._window.unsettled
+        if self.unfinished:
             logger.warning("stopping with %d unfinished message(s); the broker will deliver them again",
-                           len(self._inflight))
+                           self.unfinished)

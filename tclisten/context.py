@@ -59,6 +59,10 @@ class ClientPool:
 
         return restore
 
+    def has_root_url(self) -> bool:
+        """Whether the clients are given a rootUrl (else they need TASKCLUSTER_ROOT_URL)."""
+        return bool(self._options.get("rootUrl"))
+
     def __repr__(self) -> str:  # options hold credentials: never show them
         return f"<ClientPool {sorted(self._clients)}>"
 

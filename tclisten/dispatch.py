@@ -1,41 +1,42 @@
-"""From a raw delivery to handler calls: routing, decoding and the retry bookkeeping.
+"""From a raw delivery to handler calls: routing, decoding, calling, and what came of it.
 
 This stage is pure: no socket, no kombu.  The consumer feeds it deliveries and acts on the
-:class:`Outcome` (ack, retry later, park); ``Listener.dispatch`` and the replay command use
-it directly.
+:class:`Outcome` through :func:`tclisten.policy.decide`; ``Listener.dispatch`` and the replay
+command use it directly.
 
 A message re-enters the main queue from the listener's own exchange after a delay (a retry)
-or from the parked queue (a requeue).  It then carries ``x-tclisten-*`` headers that restore
-its original exchange, routing key and CC routes, its attempt number, and the handlers that
-still have to succeed, so a retry re-runs only the handlers that failed.
+or from the parked queue (a requeue).  Its ``x-tclisten-*`` headers (:mod:`tclisten.headers`)
+then restore its original exchange, routing key and CC keys, its attempt, and the handlers
+that still have to succeed, so a retry re-runs only the handlers that failed.
+
+>>> d = Dispatcher([Handler("h", lambda m, c: None)], [Binding("ex", "primary.#", "h")])
+>>> d.dispatch("ex", "primary.a", b'{"k": 1}')
+<Outcome ok>
+>>> d.dispatch("ex", "other.a", b"{}").unmatched
+"no binding matches exchange 'ex' routing key 'other.a'"
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .matching import TopicMatcher
+from . import headers as codec
+from .exceptions import HandlerTimeout
+from .headers import FailureRecord, HeaderError, Provenance
+from .matching import ExchangeMatcher
 from .message import Message
+from .policy import Facts, Failed, RetryPolicy, classify
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Binding", "Dispatcher", "Handler", "Outcome", "HEADER"]
+__all__ = ["Binding", "Dispatcher", "Handler", "HandlerFailure", "Outcome", "error_text"]
 
-
-class HEADER:
-    """The headers tclisten adds to retried and parked copies of a message."""
-
-    EXCHANGE = "x-tclisten-exchange"
-    ROUTING_KEY = "x-tclisten-routing-key"
-    CC = "x-tclisten-cc"
-    ATTEMPT = "x-tclisten-attempt"
-    HANDLERS = "x-tclisten-handlers"
-    REASON = "x-tclisten-reason"
-    PARKED_AT = "x-tclisten-parked-at"
+Invoke = Callable[["Handler", Message], Any]
 
 
 @dataclass(frozen=True)
@@ -49,154 +50,192 @@ class Binding:
 
 @dataclass(eq=False)
 class Handler:
-    """A registered handler: the plain function, its name, and the context it is given."""
+    """A registered handler: the plain function, its name, the context it is given, and its
+    own time limit and retry policy (None: the listener's)."""
 
     name: str
     fn: Callable[[Message, Any], Any]
     context: Any = None
+    timeout: float | None = None
+    retry: RetryPolicy | None = None
+    timeout_set: bool = field(default=False, repr=False)  # timeout given on @on, even None
 
     def __repr__(self) -> str:
         return f"<Handler {self.name}>"
 
 
+@dataclass(frozen=True)
+class HandlerFailure:
+    """One handler that raised: ``error`` is one paragraph for logs and reasons; ``park``
+    when retrying cannot help; ``delay`` when the handler asked for one (``Retry``)."""
+
+    handler: str
+    error: str
+    record: FailureRecord
+    park: bool = False
+    delay: float | None = None
+
+
 class Outcome:
     """What happened to one delivery.
 
-    ``park_reason`` is set when the message cannot be handled at all (undecodable body, no
-    binding explains it); ``failed`` lists the handlers that raised, with the error text;
-    ``handlers`` are the handlers that were called.  A message is finished (ackable) when
-    ``ok``, or once it has been re-published for a retry or parked.
+    ``unhandleable`` is set when the message cannot be handled at all (undecodable body,
+    unreadable headers); ``unmatched`` when no binding explains it; ``failed`` lists the
+    handlers that raised; ``handlers`` are the handlers that were called.
     """
 
-    __slots__ = ("message", "handlers", "failed", "park_reason", "cc")
+    __slots__ = ("message", "handlers", "failed", "unhandleable", "unmatched", "provenance")
 
-    def __init__(self, message: Message | None = None, handlers: tuple[Handler, ...] = (),
-                 failed: list[tuple[str, str]] | None = None, park_reason: str | None = None,
-                 cc: tuple[str, ...] = ()) -> None:
+    def __init__(self, provenance: Provenance | None = None, message: Message | None = None,
+                 handlers: tuple[Handler, ...] = (), *, unhandleable: str | None = None,
+                 unmatched: str | None = None) -> None:
+        self.provenance = provenance
         self.message = message
         self.handlers = handlers
-        self.failed = failed  # None while nothing failed: the common case allocates nothing
-        self.park_reason = park_reason
-        self.cc = cc
+        self.failed: list[HandlerFailure] | None = None  # None while nothing failed: no allocation
+        self.unhandleable = unhandleable
+        self.unmatched = unmatched
 
     @property
     def ok(self) -> bool:
-        return self.failed is None and self.park_reason is None
+        return self.failed is None and self.unhandleable is None and self.unmatched is None
+
+    @property
+    def park_reason(self) -> str | None:
+        """Why the message cannot be handled, or why no binding explains it."""
+        return self.unhandleable or self.unmatched
 
     @property
     def handled(self) -> tuple[str, ...]:
         """The names of the handlers that succeeded."""
-        failed = {name for name, _ in self.failed or ()}
+        failed = {f.handler for f in self.failed or ()}
         return tuple(h.name for h in self.handlers if h.name not in failed)
 
+    @property
+    def attempt(self) -> int:
+        return self.provenance.attempt if self.provenance is not None else 1
+
+    def facts(self) -> Facts:
+        """What :func:`tclisten.policy.decide` needs of this outcome."""
+        return Facts(attempt=self.attempt, unhandleable=self.unhandleable, unmatched=self.unmatched,
+                     failures=tuple(Failed(f.handler, f.error, f.park, f.delay) for f in self.failed or ()))
+
     def __repr__(self) -> str:
-        state = "ok" if self.ok else (f"parked: {self.park_reason}" if self.park_reason else f"failed: {self.failed}")
-        return f"<Outcome {state}>"
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
-
-
-def cc_keys(headers: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """The extra routing keys of a message (its ``CC`` header), as text."""
-    if not headers:
-        return ()
-    cc = headers.get("CC")
-    if not cc:
-        return ()
-    if isinstance(cc, (str, bytes)):
-        return (_text(cc),)
-    keys = tuple(cc)
-    if type(keys[0]) is str:  # py-amqp hands text: the common case costs one tuple
-        return keys
-    return tuple(_text(key) for key in keys)
+        if self.ok:
+            return "<Outcome ok>"
+        if self.park_reason:
+            return f"<Outcome not handled: {self.park_reason}>"
+        return f"<Outcome failed: {[(f.handler, f.error) for f in self.failed or ()]}>"
 
 
 def error_text(exc: BaseException, limit: int = 2000) -> str:
     """A one-paragraph description of a handler's exception for logs and park reasons."""
+    if isinstance(exc, HandlerTimeout):
+        return str(exc)
     lines = traceback.format_exception_only(type(exc), exc)
     return "".join(lines).strip()[:limit]
+
+
+def call_handler(handler: Handler, message: Message) -> Any:
+    """The default way a handler is called (the consumer wraps it with time limits, the
+    listener with hooks)."""
+    return handler.fn(message, handler.context)
 
 
 class Dispatcher:
     """Routes deliveries to handlers; one per listener, frozen once built.
 
     ``parsers`` maps an exchange name to the function that splits its routing keys into
-    named words (``Topic.parse``); ``own_exchange`` is where retries and requeues come from.
+    named words (``Topic.parse``); ``own_exchange`` is where retries and requeues come from;
+    ``invoke`` calls one handler (:func:`call_handler` unless wrapped).
     """
 
     def __init__(self, handlers: Sequence[Handler], bindings: Iterable[Binding], *,
                  parsers: Mapping[str, Callable[[str], Mapping[str, str]]] | None = None,
-                 own_exchange: str | None = None) -> None:
+                 own_exchange: str | None = None, invoke: Invoke = call_handler,
+                 listener: str = "") -> None:
         self.handlers = tuple(handlers)
-        self._by_name = {h.name: h for h in self.handlers}
-        self._matchers: dict[str, TopicMatcher] = {}
+        by_name = {h.name: h for h in self.handlers}
+        self._matcher = ExchangeMatcher()
         for binding in bindings:
-            matcher = self._matchers.get(binding.exchange)
-            if matcher is None:
-                matcher = self._matchers[binding.exchange] = TopicMatcher()
-            matcher.add(binding.pattern, self._by_name[binding.handler])
+            self._matcher.add(binding.exchange, binding.pattern, by_name[binding.handler])
         self._parsers = dict(parsers or {})
         self.own_exchange = own_exchange
+        self.invoke = invoke
+        self.listener = listener
 
     # -- routing ------------------------------------------------------------------
 
     def match(self, exchange: str, routing_key: str, cc: Sequence[str] = ()) -> tuple[Handler, ...]:
         """Every handler with a binding that matches the key or one of the CC keys, once each,
         in the order of their first binding."""
-        matcher = self._matchers.get(exchange)
-        if matcher is None:
-            return ()
-        if cc:
-            return matcher.match_many((routing_key, *cc))
-        return matcher.match(routing_key)
+        return self._matcher.match(exchange, routing_key, cc)
+
+    def origin(self, exchange: str, routing_key: str, headers: Mapping[str, Any] | None,
+               *, redelivered: bool = False) -> Provenance:
+        """Where a delivery comes from: its ``x-tclisten-*`` provenance when it is a copy from
+        the listener's own exchange, else the delivery itself.  Raises :class:`HeaderError`."""
+        if exchange == self.own_exchange:
+            found = codec.decode(headers)
+            if found is not None:
+                return found
+        return Provenance(exchange, routing_key, codec.cc_keys(headers), redelivered=redelivered)
 
     # -- one delivery ---------------------------------------------------------------
 
     def dispatch(self, exchange: str, routing_key: str, body: bytes | str | Any,
                  headers: Mapping[str, Any] | None = None, *, redelivered: bool = False) -> Outcome:
         """Decode one delivery and call every matching handler; never raises for a handler."""
-        attempt = 1
-        only: list[str] | None = None
-        if exchange == self.own_exchange and headers and HEADER.EXCHANGE in headers:
-            try:
-                exchange = _text(headers[HEADER.EXCHANGE])
-                routing_key = _text(headers.get(HEADER.ROUTING_KEY, ""))
-                cc = tuple(_text(k) for k in headers.get(HEADER.CC) or ())
-                attempt = int(headers.get(HEADER.ATTEMPT) or 1)
-                names = [_text(n) for n in headers.get(HEADER.HANDLERS) or ()]
-            except (TypeError, ValueError) as exc:
-                return Outcome(park_reason=f"malformed x-tclisten-* headers: {exc}")
-            only = names or None
-        else:
-            cc = cc_keys(headers)
+        try:
+            provenance = self.origin(exchange, routing_key, headers, redelivered=redelivered)
+        except HeaderError as exc:
+            return Outcome(unhandleable=str(exc))
+        return self.run(provenance, body, headers, redelivered=redelivered)
 
+    def run(self, provenance: Provenance, body: bytes | str | Any, headers: Mapping[str, Any] | None = None,
+            *, redelivered: bool = False, attempt: int | None = None, invoke: Invoke | None = None) -> Outcome:
+        """Call the handlers of a delivery whose provenance is known (``attempt`` overrides
+        the provenance's: quorum queues count redeliveries; ``invoke`` the way handlers are
+        called: the consumer adds time limits)."""
+        exchange, routing_key, cc = provenance.exchange, provenance.routing_key, provenance.cc
         handlers = self.match(exchange, routing_key, cc)
+        only = provenance.handlers
         if only is not None:
             handlers = tuple(h for h in handlers if h.name in only)
         if not handlers:
-            why = (f"no handler left of {only} for" if only is not None else "no binding matches")
-            return Outcome(park_reason=f"{why} exchange {exchange!r} routing key {routing_key!r}", cc=cc)
-
+            why = f"no handler left of {list(only)} for" if only is not None else "no binding matches"
+            return Outcome(provenance, unmatched=f"{why} exchange {exchange!r} routing key {routing_key!r}")
         if isinstance(body, (bytes, bytearray, str)):
             try:
                 decoded = json.loads(body)
             except (ValueError, UnicodeDecodeError) as exc:
-                return Outcome(park_reason=f"body is not JSON: {exc}", cc=cc)
+                return Outcome(provenance, unhandleable=f"body is not JSON: {exc}")
         else:
             decoded = body  # already decoded (replay, tests)
-
-        message = Message(exchange, routing_key, decoded, cc=cc, redelivered=redelivered,
-                          attempt=attempt, headers=headers, parse=self._parsers.get(exchange))
-        outcome = Outcome(message, handlers, cc=cc)
+        message = Message(exchange, routing_key, decoded, cc=cc,
+                          redelivered=redelivered or provenance.redelivered,
+                          attempt=attempt or provenance.attempt, headers=headers,
+                          parse=self._parsers.get(exchange))
+        outcome = Outcome(provenance, message, handlers)
+        call = invoke or self.invoke
         for handler in handlers:
             try:
-                handler.fn(message, handler.context)
-            except Exception as exc:  # a handler's failure must never reach the loop
-                logger.warning("handler %s failed on %s %s (attempt %d): %s", handler.name, exchange,
-                               routing_key, attempt, error_text(exc, 500))
-                if outcome.failed is None:
-                    outcome.failed = []
-                outcome.failed.append((handler.name, error_text(exc)))
+                call(handler, message)
+            except (Exception, HandlerTimeout) as exc:  # a handler's failure never reaches the loop
+                self._failed(outcome, handler, message, exc)
         return outcome
+
+    def _failed(self, outcome: Outcome, handler: Handler, message: Message, exc: BaseException) -> None:
+        park, delay = classify(exc)
+        text = error_text(exc)
+        trace = "" if isinstance(exc, HandlerTimeout) else "".join(traceback.format_exception(exc))
+        logger.error("handler %s failed on %s %s (attempt %d): %s", handler.name, message.exchange,
+                     message.routing_key, message.attempt, error_text(exc, 500),
+                     exc_info=None if isinstance(exc, HandlerTimeout) else exc,
+                     extra={"tclisten": {"listener": self.listener, "handler": handler.name,
+                                         "exchange": message.exchange, "routing_key": message.routing_key,
+                                         "attempt": message.attempt}})
+        record = FailureRecord(handler.name, type(exc).__name__, text, trace, time.time())
+        if outcome.failed is None:
+            outcome.failed = []
+        outcome.failed.append(HandlerFailure(handler.name, text, record, park, delay))

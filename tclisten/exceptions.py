@@ -15,6 +15,10 @@
      ├── CredentialsError (+ ValueError)     unusable Taskcluster credentials
      └── BrokerError                         the broker refused what the listener needs
 
+    Park, Retry                             raised by a handler to park its message at once
+                                            or retry it after a given delay (control flow,
+                                            not errors: they subclass Exception only)
+
 Context travels in attributes (``status_code``, ``method``, ``url``, ...), never only in
 the text, and every exception pickles with its attributes.  No message ever contains an
 access token or a password.
@@ -22,7 +26,8 @@ access token or a password.
 
 from __future__ import annotations
 
-from typing import Any
+import difflib
+from typing import Any, Iterable
 
 
 class TclistenError(Exception):
@@ -105,3 +110,56 @@ class CredentialsError(TclistenError, ValueError):
 class BrokerError(TclistenError):
     """The broker refused what the listener needs (a missing exchange, a queue
     declared elsewhere with other arguments, permissions)."""
+
+
+class Park(Exception):
+    """Raised by a handler: park this message now, with ``reason``, without retrying.
+
+    >>> raise Park("task definition has no payload")      # doctest: +SKIP
+    """
+
+    def __init__(self, reason: str = "parked by the handler") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Retry(Exception):
+    """Raised by a handler: try this message again after ``delay`` seconds (None: the
+    listener's backoff), counting an attempt; parked once ``max_attempts`` is reached.
+
+    >>> raise Retry(delay=60, reason="the artifact is not uploaded yet")   # doctest: +SKIP
+    """
+
+    def __init__(self, delay: float | None = None, reason: str = "retry asked by the handler") -> None:
+        if delay is not None and (not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0):
+            raise ConfigError(f"Retry delay must be a number of seconds >= 0, not {delay!r}")
+        super().__init__(reason)
+        self.delay = delay
+        self.reason = reason
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, known: bool = False) -> str:
+    """The hint of an error about a misspelled ``word``: ``"did you mean 'x'? "`` when one
+    of ``choices`` is close, else ``""`` (or, with ``known=True``, ``"known: a, b, c. "``).
+
+    >>> did_you_mean("taskFailled", ["taskFailed", "taskCompleted"])
+    "did you mean 'taskFailed'? "
+    >>> did_you_mean("zzz", ["a", "b"], known=True)
+    'known: a, b. '
+    """
+    options = [str(choice) for choice in choices]
+    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}? "
+    return f"known: {', '.join(options)}. " if known and options else ""
+
+
+class HandlerTimeout(BaseException):
+    """Raised inside a handler that reached its time limit (``handler_timeout``).
+
+    A BaseException, as ``KeyboardInterrupt`` is, so that a handler's own ``except Exception``
+    does not swallow it: the delivery then counts as failed ("timed out after N s")."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        super().__init__(f"timed out after {seconds:g} s")
+        self.seconds = seconds

@@ -73,7 +73,7 @@ def topic_matches(pattern: str, routing_key: str) -> bool:
     return bool(m.match(routing_key))
 
 
-def _check_pattern(pattern: Any) -> str:
+def check_pattern(pattern: Any) -> str:
     if not isinstance(pattern, str):
         raise BindingError(f"a binding pattern must be a str, not {type(pattern).__name__}",
                            pattern=pattern)
@@ -144,7 +144,7 @@ class TopicMatcher:
         Raises :class:`BindingError` for a pattern that is not a str or is over 255 bytes,
         and ``TypeError`` for an unhashable value.
         """
-        _check_pattern(pattern)
+        check_pattern(pattern)
         hash(value)
         with self._lock:
             if (pattern, value) in self._bindings:

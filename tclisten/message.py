@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, Mapping
 
+from .headers import routes_of
+
 __all__ = ["Message", "Routing"]
 
 
@@ -79,14 +81,13 @@ class Message:
     @property
     def routes(self) -> tuple[str, ...]:
         """The task's routes: the message's CC keys without their ``route.`` prefix."""
-        return tuple(key[6:] for key in self.cc if key.startswith("route."))
+        return routes_of(self.cc)
 
     @property
     def routing(self) -> Routing:
+        """The routing key's named words; empty for an exchange without a reference."""
         if self._routing is None:
-            if self._parse is None:
-                raise AttributeError(f"no routing-key layout is known for exchange {self.exchange!r}")
-            self._routing = Routing(self._parse(self.routing_key))
+            self._routing = Routing(self._parse(self.routing_key) if self._parse is not None else {})
         return self._routing
 
     def __repr__(self) -> str:

@@ -23,6 +23,8 @@ class Stats:
         self.acked = 0
         self.retried = 0
         self.parked = 0
+        self.unmatched = 0  # acked although no binding explains them (a stale binding raced a deploy)
+        self.unfinished = 0  # left unacked to the broker by the last stop
         self.reconnects = -1  # the first connection is not a reconnect
         self.handler_calls = 0
         self.handler_seconds = 0.0
@@ -63,6 +65,8 @@ class Stats:
             "acked": self.acked,
             "retried": self.retried,
             "parked": self.parked,
+            "unmatched": self.unmatched,
+            "unfinished": self.unfinished,
             "reconnects": max(self.reconnects, 0),
             "handler_calls": self.handler_calls,
             "handler_seconds": self.handler_seconds,

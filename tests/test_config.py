@@ -335,5 +335,5 @@ def test_health_port_reaches_the_listener(tmp_path):
 
     path = tmp_path / "listener.yaml"
     path.write_text("name: healthy\nbroker_url: amqp://guest:guest@127.0.0.1:5672//\nhealth_port: 9464\n"
-                    "bindings:\n  - exchange: QueueEvents.taskFailed\n    handler: json:dumps\n")
+                    "bindings:\n  - exchange: QueueEvents.taskFailed\n    handler: json:dump\n")
     assert build_listener(load_config(path)).health_port == 9464

@@ -15,8 +15,9 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from kombu import Queue
 
-from support.faultkit import Running, queue_counts, rabbitmqctl, wait_until
+from support.faultkit import Running, queue_counts, wait_until
 from support.listener_kit import Broker, task_key, task_status, GROUP, slug
 from tclisten.app import Listener
 from tclisten.exceptions import BrokerError, ConfigError
@@ -242,9 +243,12 @@ def test_max_length_overflow_and_expiry_reach_the_broker(broker):
     with broker.conn.channel() as channel:
         message = channel.basic_get(app.queue_name)
         assert json.loads(message.body)["status"]["taskId"] == tasks[3]
-    listed = rabbitmqctl("-q", "list_queues", "name", "arguments")
-    line = next(line for line in listed.splitlines() if line.split("\t")[0] == app.queue_name)
-    assert "x-max-length" in line and "drop-head" in line and "x-expires" in line and "3600000" in line
+    with broker.conn.channel() as channel:  # declaring it again with the same arguments is accepted ...
+        app.queue(channel).declare()
+        with pytest.raises(broker.conn.channel_errors, match="x-max-length"):  # ... with others, refused
+            Queue(app.queue_name, durable=True, auto_delete=False,
+                  queue_arguments={**app.queue.queue_arguments, "x-max-length": 6})(channel).declare()
+    assert app.queue.queue_arguments == {"x-max-length": 5, "x-overflow": "drop-head", "x-expires": 3600000}
 
 
 def test_reject_publish_overflow_refuses_messages_beyond_max_length(broker):
@@ -352,7 +356,7 @@ def test_listener_serves_health_and_metrics_while_it_runs(broker):
         broker.publish("task-completed", task_key(slug(), GROUP), task_status("t", GROUP))
     with Running(app) as running:
         wait_until(lambda: running.check() or len(seen) == 3 and app.stats.acked == 3, 20, "three messages acked")
-        url = app._health.url  # port 0: the one the OS chose
+        url = app.health.url  # port 0: the one the OS chose
         status, _, body = get(url + "/healthz")
         assert status == 200 and json.loads(body)["listener"] == app.name
         samples = parse_exposition(get(url + "/metrics")[2].decode())

@@ -151,8 +151,11 @@ def test_a_retry_reruns_only_the_handlers_that_failed(broker, make_listener):
     assert broker.count(app.queue_name) == 0 and broker.count(f"{app.queue_name}/parked") == 0
 
 
-def test_undecodable_and_unexplained_messages_are_parked_not_lost(broker, make_listener):
-    app = make_listener()
+@pytest.mark.parametrize("prune", [True, False], ids=["pruning", "keeping-stale-bindings"])
+def test_undecodable_is_parked_and_unexplained_is_acked_and_counted(broker, make_listener, prune):
+    """The parked queue is for failures: a message no current binding explains (one that raced
+    a deploy) is acked and counted, unless the listener keeps stale bindings, which parks it."""
+    app = make_listener(prune_bindings=prune)
     seen = []
     app.add_handler(lambda m, ctx: seen.append(m), events(broker).taskCompleted, taskGroupId=GROUP, name="h")
     app.declare()
@@ -162,11 +165,16 @@ def test_undecodable_and_unexplained_messages_are_parked_not_lost(broker, make_l
     broker.publish("task-completed", task_key(slug(), GROUP), None, raw=b"\xff not json")
     broker.publish("task-failed", task_key(slug(), GROUP), task_status("t", GROUP, "failed"))
     broker.publish("task-completed", task_key(slug(), GROUP), task_status("ok", GROUP))
-    run_listener(app, lambda: seen and broker.count(f"{app.queue_name}/parked") == 2)
+    parked = 1 if prune else 2
+    run_listener(app, lambda: seen and app.stats.received == 3 and broker.count(f"{app.queue_name}/parked") == parked)
     reasons = sorted(p.reason for p in app.parked())
     assert reasons[0].startswith("body is not JSON")
-    assert reasons[1].startswith("no binding matches exchange")
-    assert len(seen) == 1 and broker.count(app.queue_name) == 0
+    if prune:
+        assert app.stats.unmatched == 1
+    else:
+        assert reasons[1].startswith("no binding matches exchange")
+    assert len(seen) == 1
+    assert broker.count(app.queue_name) == 0
 
 
 def test_concurrent_handlers(broker, make_listener):
@@ -274,7 +282,7 @@ def test_health_endpoint_while_running(broker, make_listener):
     def probe() -> bool:
         if not seen or app.stats.acked < 1:
             return False
-        port = app._health.port
+        port = app.health.port
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as reply:
             answers.append((reply.status, json.load(reply)))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as reply:
@@ -366,14 +374,14 @@ def test_malformed_retry_headers_and_dispatch_failures_park_and_the_loop_goes_on
         b"{}", exchange=app.topology.exchange.name, routing_key="due", content_type="application/json",
         headers={"x-tclisten-exchange": broker.prefix + "task-completed", "x-tclisten-routing-key": "x",
                  "x-tclisten-attempt": "not a number"})
-    original = app.dispatcher.dispatch
+    original = app.dispatcher.run
 
-    def dispatch(exchange, routing_key, body, headers=None, **kw):
+    def run(provenance, body, headers=None, **kw):
         if "explode" in (body.decode() if isinstance(body, bytes) else str(body)):
             raise RuntimeError("a bug in dispatch")
-        return original(exchange, routing_key, body, headers, **kw)
+        return original(provenance, body, headers, **kw)
 
-    app.dispatcher.dispatch = dispatch
+    app.dispatcher.run = run
     broker.publish("task-completed", task_key(slug(), GROUP), None, raw=b'{"explode": 1}')
     good = slug()
     broker.publish("task-completed", task_key(good, GROUP), task_status(good, GROUP))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from support.env import ROOT
 
 CHECK = r"""
 import json, sys

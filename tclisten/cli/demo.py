@@ -304,8 +304,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             handler_logger.removeHandler(logs)
             handler_logger.propagate, handler_logger.level = saved
             topology = app.topology
-            _forget([app.queue_name, topology.parked_name, "ae.undeliver",
-                     *(q.name for q in topology.side_queues(app.retry))],
+            _forget([*app.queue_names(), "ae.undeliver"],
                     [*exchanges, topology.exchange.name])
 
         calls = Counter(f"{c.service}.{c.function}" for c in tc.calls)

@@ -35,6 +35,7 @@ import inspect
 import json
 import logging
 import secrets
+import socket
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -44,7 +45,8 @@ from typing import Any, Iterable, Mapping
 from kombu import Connection, Exchange, Producer
 from kombu.transport import memory, virtual
 
-from ..app import ParkedMessage
+from ..parked import ParkedMessage
+from ..topics import resolve
 from ..dispatch import Outcome
 from ..exceptions import BindingError, ConfigError
 from .factories import FactoryMessage, build_routing_key, factory_for, factory_names, message_for
@@ -52,6 +54,8 @@ from .fakeserver import FakeTaskcluster
 from ..matching import TopicMatcher
 
 logger = logging.getLogger(__name__)
+
+IDLE_AFTER = 0.02  # seconds without a delivery after which the kit's listener counts as idle
 
 __all__ = [
     "FactoryMessage",
@@ -218,36 +222,6 @@ def private_memory_transport() -> type:
     return Transport
 
 
-class _Recorder:
-    """Stands in for the listener's dispatcher in the loop and keeps every outcome."""
-
-    def __init__(self, dispatcher: Any, outcomes: list[Outcome]) -> None:
-        self._dispatcher = dispatcher
-        self._outcomes = outcomes
-
-    def dispatch(self, *args: Any, **kwargs: Any) -> Outcome:
-        outcome = self._dispatcher.dispatch(*args, **kwargs)
-        self._outcomes.append(outcome)
-        return outcome
-
-
-def _resolve_topic(topic: Any) -> Any:
-    if isinstance(topic, str):
-        from ..exchanges import exchanges_class
-
-        service, dot, name = topic.partition(".")
-        if not dot:
-            raise BindingError(f"unknown exchange {topic!r}: expected <Service>Events.<exchange>, "
-                               "e.g. QueueEvents.taskFailed")
-        try:
-            return exchanges_class(service).topic(name)
-        except (ConfigError, KeyError) as exc:
-            raise BindingError(f"unknown exchange {topic!r}: {exc}") from None
-    if hasattr(topic, "exchange") and hasattr(topic, "entry") and hasattr(topic, "service"):
-        return topic
-    raise BindingError(f"{topic!r} is not an exchange entry such as QueueEvents.taskCompleted")
-
-
 class ListenerTestKit:
     """Runs a :class:`~tclisten.app.Listener`'s real consumer loop on a private in-memory
     broker.  Use it as a context manager (or call :meth:`close`).
@@ -299,7 +273,7 @@ class ListenerTestKit:
         are routing-key words only; required words not given get the factory's values and
         optional ones ``_``.  ``routes`` become the ``CC`` header (``route.<route>``).
         """
-        topic = _resolve_topic(topic)
+        topic = resolve(topic)
         if body is None:
             made = message_for(f"{topic.service}.{topic.name}", routes=list(routes), **fields)
             message = FactoryMessage(topic.exchange, made.routing_key, made.body, made.headers)
@@ -345,22 +319,19 @@ class ListenerTestKit:
         """
         app = self.app
         first = len(self.outcomes)
-        consumer = app.consumer(self._conn, dispatcher=_Recorder(app.dispatcher, self.outcomes),
-                                concurrency=0, grace_period=0.0)
+        consumer = app.consumer(self._conn, on_outcome=self.outcomes.append, concurrency=0, grace_period=0.0)
         deadline = time.monotonic() + timeout
-        seen = first
-        for _ in consumer.consume(safety_interval=0.01):
-            if consumer.should_stop:
-                continue
-            # Each turn of the loop settles what the previous turn handled, then reads: a
-            # turn that handled nothing while the queue is empty leaves nothing behind.
-            if len(self.outcomes) == seen and self.pending() == 0:
-                consumer.should_stop = True
-            elif time.monotonic() > deadline:
-                consumer.should_stop = True
-                raise TimeoutError(f"listener {app.name!r} still busy after {timeout} s "
-                                   f"({len(self.outcomes) - first} deliveries, {self.pending()} waiting)")
-            seen = len(self.outcomes)
+        while True:
+            try:
+                # kombu's contract: consume() raises socket.timeout once the queue stayed
+                # quiet for ``timeout`` seconds; every delivery before is settled by then
+                for _ in consumer.consume(timeout=IDLE_AFTER, safety_interval=IDLE_AFTER / 4):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"listener {app.name!r} still busy after {timeout} s "
+                                           f"({len(self.outcomes) - first} deliveries, {self.pending()} waiting)")
+            except socket.timeout:
+                if self.pending() == 0:
+                    break
         return self.outcomes[first:]
 
     # -- results ------------------------------------------------------------------------
@@ -373,7 +344,7 @@ class ListenerTestKit:
     @property
     def failures(self) -> list[Failure]:
         """Every handler call that raised, in order, with the error text."""
-        return [Failure(name, o.message, error) for o in self.outcomes for name, error in o.failed or ()]
+        return [Failure(f.handler, o.message, f.error) for o in self.outcomes for f in o.failed or ()]
 
     def handled_by(self, handler: Any) -> list[Any]:
         """The messages one handler (its function or its name) handled successfully."""

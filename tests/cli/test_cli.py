@@ -369,7 +369,7 @@ def test_parked_list_and_requeue(tmp_path, capsys, broker_url):
                 assert channel.queue_declare(app.queue_name, passive=True).message_count == 1
         finally:
             with conn.channel() as channel:
-                for queue in [app.queue_name, *(q.name for q in app.topology.side_queues(app.retry))]:
+                for queue in app.queue_names():
                     channel.queue_delete(queue)
                 channel.exchange_delete(app.topology.exchange.name)
                 if created_exchange:

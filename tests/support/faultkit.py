@@ -251,17 +251,6 @@ def close_broker(broker: Any) -> None:
 
 # -- the broker itself ---------------------------------------------------------------------
 
-def rabbitmqctl(*args: str, timeout: float = 60, attempts: int = 4) -> str:
-    """Run rabbitmqctl; again a few times while the broker is busy (every command used here
-    is idempotent: list, stop_app, start_app, await_startup)."""
-    for attempt in range(attempts):
-        done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=timeout)
-        if done.returncode == 0:
-            return done.stdout
-        time.sleep(1 + attempt)
-    raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-
-
 def broker_accepts(url: str) -> bool:
     """True when the broker takes an AMQP login and a channel."""
     from kombu import Connection
@@ -276,10 +265,6 @@ def broker_accepts(url: str) -> bool:
 
 
 def wait_for_broker(url: str, timeout: float = 60) -> None:
-    try:
-        rabbitmqctl("-q", "await_startup", timeout=timeout, attempts=1)
-    except (RuntimeError, subprocess.TimeoutExpired):
-        pass
     wait_until(lambda: broker_accepts(url), timeout, "the broker to accept connections", interval=0.25)
 
 

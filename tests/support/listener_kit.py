@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from kombu import Connection, Exchange, Producer
 
-from conftest import BROKER_URL
+from support.env import BROKER_URL
 
 GROUP = "fWxWbBvDQS2Q4XXc9U-Hnw"
 
@@ -76,9 +76,8 @@ class Broker:
 
     def forget_listener(self, app: Any) -> None:
         """Delete the listener's queues and exchange (as its topology names them) at the end."""
-        topology = app.topology
-        self.queues.update({topology.queue_name, *(q.name for q in topology.side_queues(app.retry))})
-        self.exchanges.add(topology.exchange.name)
+        self.queues.update(app.queue_names())
+        self.exchanges.add(app.topology.exchange.name)
 
     def close(self) -> None:
         for queue in self.queues:
