@@ -3,6 +3,7 @@ environment expansion, secrets kept out of errors, and the Listener built from a
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 import uuid
 
@@ -170,7 +171,7 @@ def test_misspelled_exchange_and_field(tmp_path):
     path = write(tmp_path, GOOD.replace("QueueEvents.taskFailed", "QueueEvents.taskFailled"))
     _check(error_of(path), path, 24, "bindings[0].exchange", "did you mean 'QueueEvents.taskFailed'?")
     path = write(tmp_path, GOOD.replace("QueueEvents.taskFailed", "QueueEvent.taskFailed"))
-    _check(error_of(path), path, 24, "bindings[0].exchange", "did you mean 'QueueEvents'?")
+    _check(error_of(path), path, 24, "bindings[0].exchange", "did you mean 'QueueEvents.taskFailed'?")
     path = write(tmp_path, GOOD.replace("provisionerId: proj-example", "provisionerID: proj-example"))
     _check(error_of(path), path, 26, "bindings[0].fields.provisionerID", "did you mean 'provisionerId'?")
     path = write(tmp_path, GOOD.replace("provisionerId: proj-example", "provisionerId: proj.example"))
@@ -326,7 +327,7 @@ def test_module_docstring_example_is_a_valid_file(tmp_path):
     cfg = load_config(path, resolve_handlers=False, environ={
         "PULSE_USERNAME": "u", "PULSE_PASSWORD": "p", "TASKCLUSTER_CLIENT_ID": "c",
         "TASKCLUSTER_ACCESS_TOKEN": "t"})
-    assert cfg.name == "ci-reactor" and len(cfg.bindings) == 2
+    assert cfg.name == "ci-reactor" and len(cfg.bindings) == 3
     assert cfg.taskcluster["rootUrl"] == "https://tc.example.com"
 
 
@@ -337,3 +338,145 @@ def test_health_port_reaches_the_listener(tmp_path):
     path.write_text("name: healthy\nbroker_url: amqp://guest:guest@127.0.0.1:5672//\nhealth_port: 9464\n"
                     "bindings:\n  - exchange: QueueEvents.taskFailed\n    handler: json:dump\n")
     assert build_listener(load_config(path)).health_port == 9464
+
+
+# --------------------------------------------------------------------------- one declaration of options
+
+
+def test_every_option_is_a_field_and_a_key():
+    """The loader reads tclisten.options: every declared option has its field and its key."""
+    from tclisten.config import _top_keys
+    from tclisten.options import OPTIONS
+
+    fields = {f.name for f in dataclasses.fields(ListenerConfig)}
+    assert set(OPTIONS) <= fields and "workers" in fields
+    keys = set(_top_keys())
+    assert {name for name in OPTIONS if not name.startswith("pulse_")} <= keys
+
+
+NEW_KEYS = """\
+name: everything
+broker_url:
+  - amqp://guest:guest@127.0.0.1:5672//
+  - amqp://guest:guest@127.0.0.2:5672//
+handler_timeout: null
+queue_type: quorum
+prune_bindings: false
+validate: true
+health_port: 0
+health_host: 0.0.0.0
+workers: 3
+logging: {level: warning, format: json}
+bindings:
+  - exchange: exchange/hgpushes/v2
+    routing_key: mozilla-central.#
+    handler: handlers.py:on_failed
+  - exchange: exchange/taskcluster-queue/v1/task-failed
+    fields: {provisionerId: proj-example}
+    handler: handlers.py:on_failed
+    timeout: 5
+    retry: {max_attempts: 2, delay: 0.5}
+  - exchange: QueueEvents.taskCompleted
+    route: index.#
+    handler: handlers.py:on_indexed
+    timeout: null
+"""
+
+
+def test_new_keys(tmp_path):
+    cfg = load_config(write(tmp_path, NEW_KEYS), environ={})
+    assert cfg.broker_url == ("amqp://guest:guest@127.0.0.1:5672//", "amqp://guest:guest@127.0.0.2:5672//")
+    assert cfg.handler_timeout is None and "handler_timeout" in cfg.given
+    assert (cfg.queue_type, cfg.prune_bindings, cfg.validate) == ("quorum", False, True)
+    assert (cfg.health_port, cfg.health_host, cfg.workers) == (0, "0.0.0.0", 3)
+    assert (cfg.log_level, cfg.log_format) == ("WARNING", "json")
+    kwargs = cfg.listener_kwargs()
+    assert kwargs["handler_timeout"] is None and "workers" not in kwargs
+    raw, full, routed = cfg.bindings
+    assert raw.routing_key == "mozilla-central.#" and raw.exchange == "exchange/hgpushes/v2"
+    assert (full.timeout, full.timeout_given, full.retry) == (5, True, {"max_attempts": 2, "delay": 0.5})
+    assert (routed.timeout, routed.timeout_given) == (None, True)
+    app = build_listener(cfg)
+    assert app.handler_timeout is None and app.queue_type == "quorum" and app.validate is True
+    assert app.address.urls == cfg.broker_url
+    assert [(b.exchange, b.pattern) for b in app.bindings] == [
+        ("exchange/hgpushes/v2", "mozilla-central.#"),
+        ("exchange/taskcluster-queue/v1/task-failed", "primary.*.*.*.*.proj-example.*.*.*.#"),
+        ("exchange/taskcluster-queue/v1/task-completed", "route.index.#")]
+    on_failed = next(h for h in app.handlers if h.name.endswith("on_failed"))
+    assert on_failed.timeout == 5 and on_failed.retry.max_attempts == 2 and on_failed.retry.delay == 0.5
+    on_indexed = next(h for h in app.handlers if h.name.endswith("on_indexed"))
+    assert on_indexed.timeout is None and on_indexed.timeout_set
+    # left out, handler_timeout is the Listener's default
+    plain_cfg = load_config(write(tmp_path, GOOD), environ={"TC_TOKEN": "t"})
+    assert "handler_timeout" not in plain_cfg.listener_kwargs()
+    assert build_listener(plain_cfg).handler_timeout == 1500.0
+
+
+def test_new_keys_mistakes(tmp_path):
+    def bad(old: str, new: str):
+        path = write(tmp_path, NEW_KEYS.replace(old, new))
+        return path, error_of(path, environ={"HT": "lots"})
+
+    path, err = bad("queue_type: quorum", "queue_type: quorom")
+    _check(err, path, 6, "queue_type", "did you mean 'quorum'?")
+    path, err = bad("workers: 3", "workers: 0")
+    _check(err, path, 11, "workers", "expected a value >= 1")
+    path, err = bad("handler_timeout: null", "handler_timeout: ${HT}")
+    _check(err, path, 5, "handler_timeout", "'${HT}' does not give one")
+    assert "lots" not in str(err)
+    path, err = bad("format: json", "format: xml")
+    _check(err, path, 12, "logging.format", "expected one of: text, json")
+    path, err = bad("  - amqp://guest:guest@127.0.0.2:5672//", "  - amqp://other:pw@127.0.0.2:5672//")
+    _check(err, path, 2, "broker_url", "different users")
+    assert "pw@" not in str(err)
+    path, err = bad("broker_url:\n  - amqp://guest:guest@127.0.0.1:5672//\n  - amqp://guest:guest@127.0.0.2:5672//",
+                    "broker_url: 5")
+    _check(err, path, 2, "broker_url", "expected a URL or a list of URLs, found an integer")
+    path, err = bad("    routing_key: mozilla-central.#", "    fields: {tree: mozilla-central}")
+    _check(err, path, 15, "bindings[0].fields", "no bundled reference", "routing_key")
+    path, err = bad("    timeout: 5", "    timeout: 0")
+    _check(err, path, 20, "bindings[1].timeout", "expected a value >= 0.001")
+    path, err = bad("    retry: {max_attempts: 2, delay: 0.5}", "    retry: {max_attempts: 0}")
+    _check(err, path, 21, "bindings[1].retry.max_attempts", "max_attempts must be an integer >= 1")
+    path, err = bad("    retry: {max_attempts: 2, delay: 0.5}", "    retry: {max_atempts: 2}")
+    _check(err, path, 21, "bindings[1].retry.max_atempts", "did you mean 'max_attempts'?")
+    path, err = bad("    route: index.#", "    route: index.#\n    routing_key: a.#")
+    _check(err, path, 24, "bindings[2].routing_key", "either route or routing_key")
+    path, err = bad("exchange/taskcluster-queue/v1/task-failed", "exchange-taskcluster-queue/v1/task-failed")
+    _check(err, path, 17, "bindings[1].exchange", "unknown exchange")
+
+
+def test_lenient_loading_skips_what_only_handlers_read(tmp_path):
+    path = write(tmp_path, GOOD.replace("rootUrl: https://tc.example.com", "rootUrl: ${TASKCLUSTER_ROOT_URL}")
+                 .replace('channel: "#ci"', "channel: ${CHANNEL}"))
+    err = error_of(path, environ={})
+    _check(err, path, 4, "taskcluster.rootUrl", "TASKCLUSTER_ROOT_URL is not set")
+    cfg = load_config(path, environ={}, lenient=True)
+    assert cfg.taskcluster == {"maxRetries": 3, "credentials": {"clientId": "project/ci"}}
+    assert "channel" not in cfg.config and cfg.config["price"] == "$5"
+    # everything else stays strict: the name, the broker and the bindings are needed to inspect
+    path = write(tmp_path, GOOD.replace("name: ci-reactor", "name: ${LISTENER}"))
+    _check(error_of(path, environ={}, lenient=True), path, 1, "name", "LISTENER is not set")
+
+
+def test_build_listener_overrides(tmp_path):
+    path = write(tmp_path, GOOD)
+    cfg = load_config(path, environ={"TC_TOKEN": "t"})
+    app = build_listener(cfg, overrides={"prefetch": 7, "handler_timeout": None, "queue_type": "quorum"})
+    assert (app.prefetch, app.concurrency, app.handler_timeout, app.queue_type) == (7, 2, None, "quorum")
+    with pytest.raises(ConfigError) as info:
+        build_listener(cfg, overrides={"concurrency": 500})
+    assert "--concurrency" in str(info.value) and f"{path}:" not in str(info.value)
+    with pytest.raises(ConfigError, match="quorum"):  # the file's overflow does not fit a quorum queue
+        build_listener(load_config(write(tmp_path, GOOD.replace("reject-publish", "reject-publish-dlx")),
+                                   environ={"TC_TOKEN": "t"}), overrides={"queue_type": "quorum"})
+
+
+def test_yamlfile_docstring_examples():
+    import doctest
+
+    import tclisten.yamlfile as yamlfile
+
+    result = doctest.testmod(yamlfile)
+    assert result.failed == 0 and result.attempted > 0

@@ -1,19 +1,23 @@
-"""The ``tclisten`` command.
+"""The ``tclisten`` command: the argument parser, the offline commands, errors and exit statuses.
 
 ::
 
-    tclisten run listener.yaml               # or  module:app  or  script.py
-    tclisten bindings listener.yaml          # the queue and its bindings, no broker needed
+    tclisten run listener.yaml --concurrency 4   # or  module:app  or  script.py  (running.py)
+    tclisten bindings listener.yaml              # the queue and its bindings, no broker needed
+    tclisten bindings --diff listener.yaml       # what the next start adds (+) and removes (-)
     tclisten replay messages.jsonl listener.yaml
     tclisten record --exchange QueueEvents.taskFailed --count 10 --output failed.jsonl
+    tclisten publish QueueEvents.taskFailed --fields provisionerId=proj-example
+    tclisten parked list listener.yaml           # / requeue --all / drop --task-id ID  (operate.py)
+    tclisten delete listener.yaml                # its queues and exchange, after a question
+    tclisten migrate listener.yaml --queue-type quorum
     tclisten references import https://tc.example.com --dest references/
-    tclisten references check references/
-    tclisten parked list listener.yaml       # / parked requeue listener.yaml --limit 10
     tclisten demo
 
-Exit status: 0 done, 1 the work failed (a handler failed on replay, the broker refused, ...),
-2 the command line or the configuration is wrong.  Errors are one line on stderr; ``--debug``
-adds the traceback.  Only this module configures logging (``--log-level``).
+Exit status: 0 done, 1 the work failed (a handler failed on replay, the broker refused, an
+answer was no, ...), 2 the command line or the configuration is wrong, 75 ``run`` stopped
+leaving deliveries to the broker, 130 interrupted.  Errors are one line on stderr
+(``--debug`` adds the traceback).  Only the command configures logging.
 
 >>> main(["bindings", "--help"])                  # doctest: +SKIP
 """
@@ -26,55 +30,30 @@ import importlib.util
 import json
 import logging
 import sys
-import time
 import traceback
-import uuid
 from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from ..exceptions import (
-    BrokerError, ConfigError, ReferenceFormatError, TaskclusterTopicExchangeFailure, TclistenError,
+    BindingError, ConfigError, ReferenceFormatError, TaskclusterTopicExchangeFailure, TclistenError,
 )
-from .targets import UsageError, load_target
+from ..options import LOG_LEVELS, QUEUE_TYPES
+from .operate import (
+    Progress, cmd_bindings_diff, cmd_delete, cmd_migrate, cmd_parked_drop, cmd_parked_list, cmd_parked_requeue,
+    cmd_publish, cmd_record, load_for_inspection,
+)
+from .overrides import add_run_flags
+from .running import cmd_run, configure_logging, emit
+from .targets import load_target
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "load_target", "main"]
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "catch_all",
+           "load_target", "main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-class _Progress:
-    """A count on stderr every ``every`` items, and a final line."""
-
-    def __init__(self, label: str, every: int, stream: TextIO) -> None:
-        self.label, self.every, self.stream = label, every, stream
-        self.count = 0
-        self.started = time.monotonic()
-
-    def tick(self) -> None:
-        self.count += 1
-        if self.every and self.count % self.every == 0:
-            print(f"{self.label} {self.count} messages ...", file=self.stream, flush=True)
-
-    def rate(self) -> str:
-        elapsed = time.monotonic() - self.started
-        return f"{elapsed:.1f}s" + (f", {self.count / elapsed:.0f}/s" if elapsed > 0 and self.count else "")
-
-
-def _exchange_spec(exchange: str) -> Any:
-    """The reference entry of a full exchange name, or None for an exchange we don't know."""
-    from ..taskcluster.references import ExchangesReference, bundled
-
-    for ref in bundled().values():
-        if isinstance(ref, ExchangesReference) and exchange.startswith(ref.exchange_prefix):
-            for entry in ref.exchanges:
-                if ref.exchange_prefix + entry.exchange == exchange:
-                    return entry
-    return None
+# --------------------------------------------------------------------------- bindings
 
 
 def catch_all(exchange: str, pattern: str) -> bool:
@@ -86,11 +65,15 @@ def catch_all(exchange: str, pattern: str) -> bool:
     >>> catch_all("exchange/taskcluster-queue/v1/task-failed", "primary.*.*.*.*.*.*.*.G.#")
     False
     """
+    from ..topics import resolve
+
     words = pattern.split(".")
     if words[0] == "route":
         return all(w in ("*", "#") for w in words[1:])
-    spec = _exchange_spec(exchange)
-    constants = [w.constant for w in spec.routing_key] if spec is not None else []
+    try:
+        constants = [w.constant for w in getattr(resolve(exchange), "routing_key", ())]
+    except BindingError:
+        constants = []
     for index, word in enumerate(words):
         if word in ("*", "#"):
             continue
@@ -100,36 +83,10 @@ def catch_all(exchange: str, pattern: str) -> bool:
     return True
 
 
-def _topic_exchange(name: str) -> str:
-    """A full exchange name from ``QueueEvents.taskFailed`` or the full name itself."""
-    if name.startswith("exchange/") or "." not in name:
-        return name
-    from ..exchanges import exchanges_class
-
-    cls, _, entry = name.partition(".")
-    try:
-        return exchanges_class(cls).topic(entry).exchange
-    except KeyError as exc:
-        raise UsageError(f"--exchange {name}: {exc.args[0]}") from None
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-# --------------------------------------------------------------------------- commands
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    app, _ = _load(args)
-    app.run()
-    return EXIT_OK
-
-
 def cmd_bindings(args: argparse.Namespace) -> int:
-    app, _ = _load(args)
+    if args.diff:
+        return cmd_bindings_diff(args)
+    app, _ = load_for_inspection(args)
     bindings = app.bindings
     if args.json:
         print(json.dumps({"queue": app.queue_name, "bindings": [
@@ -146,6 +103,9 @@ def cmd_bindings(args: argparse.Namespace) -> int:
             print(f"warning: {b.handler} gets {what} {b.exchange} (pattern {b.pattern!r}); "
                   "give routing-key fields or a route to narrow it", file=sys.stderr)
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------- replay
 
 
 def _lines(stream: TextIO, whole: bool) -> Iterator[tuple[int, Any, str | None]]:
@@ -186,9 +146,9 @@ def _records(stream: TextIO, whole: bool = False) -> Iterator[tuple[int, Any, st
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    app, _ = _load(args)
+    app, _ = load_for_inspection(args, lenient=False)  # the handlers run: what they read must be set
     counts = {"handled": 0, "failed": 0, "unmatched": 0, "invalid": 0}
-    progress = _Progress("replayed", args.progress, sys.stderr)
+    progress = Progress("replayed", args.progress, sys.stderr)
     stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
     try:
         for number, record, problem in _records(stream, whole=args.file.endswith(".json")):
@@ -201,12 +161,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                    record.get("headers"))
             if outcome.failed:
                 counts["failed"] += 1
-                for handler, error in outcome.failed:
-                    first = error.splitlines()[0] if error else ""
-                    print(f"{args.file}:{number}: {handler} failed: {first}", file=sys.stderr)
-            elif outcome.handled:
+                for failure in outcome.failed:
+                    first = failure.error.splitlines()[0] if failure.error else ""
+                    print(f"{args.file}:{number}: {failure.handler} failed: {first}", file=sys.stderr)
+            elif outcome.ok:
                 counts["handled"] += 1
-            elif outcome.park_reason and outcome.park_reason.startswith("no binding"):
+            elif outcome.unmatched:
                 counts["unmatched"] += 1
             else:
                 counts["failed"] += 1
@@ -219,73 +179,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if counts["failed"] or counts["invalid"] else EXIT_OK
 
 
-def cmd_record(args: argparse.Namespace) -> int:
-    from kombu import Consumer, Exchange, Queue, binding
 
-    from ..app import Listener
-
-    exchanges = [_topic_exchange(name) for name in args.exchange]
-    probe = Listener(f"record-{uuid.uuid4().hex[:12]}", broker_url=args.broker_url)
-    queue_name = probe.queue_name  # queue/<user>/record-<random>: a name Pulse lets us own
-    conn = probe.connection()
-    output = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
-    progress = _Progress("recorded", args.progress, sys.stderr)
-    deadline = time.monotonic() + args.timeout if args.timeout else None
-    try:
-        try:
-            conn.ensure_connection(max_retries=2)
-        except Exception as exc:  # refused, unreachable, bad login: one BrokerError (no password)
-            raise BrokerError(f"cannot connect to {conn.as_uri()}: {exc}") from exc
-        for name in exchanges:  # Pulse exchanges belong to their publishers: check, never declare
-            try:
-                with conn.channel() as check:
-                    Exchange(name, "topic", passive=True)(check).declare()
-            except conn.channel_errors as exc:
-                raise BrokerError(f"exchange {name!r} does not exist ({exc})", exchange=name) from exc
-        channel = conn.channel()
-        queue = Queue(queue_name, bindings=[binding(Exchange(name, "topic", passive=True), routing_key=args.pattern)
-                                            for name in exchanges],
-                      exclusive=True, auto_delete=True, durable=False)
-
-        def on_message(message: Any) -> None:
-            if args.count and progress.count >= args.count:
-                return  # prefetched beyond --count: left unacked, dropped with the queue
-            info = message.delivery_info
-            try:
-                body: Any = json.loads(message.body)
-            except (ValueError, UnicodeDecodeError):
-                body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else message.body
-            record = {"exchange": info.get("exchange", ""), "routing_key": info.get("routing_key", ""),
-                      "body": body, "headers": dict(message.headers or {})}
-            output.write(json.dumps(record, default=_json_default, sort_keys=True) + "\n")
-            output.flush()
-            message.ack()
-            progress.tick()
-
-        with Consumer(channel, queues=[queue], on_message=on_message, prefetch_count=100):
-            print(f"recording {', '.join(exchanges)} pattern {args.pattern!r} through {queue_name}"
-                  + (f" until {args.count} messages" if args.count else " (Ctrl-C to stop)"),
-                  file=sys.stderr, flush=True)
-            while not args.count or progress.count < args.count:
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                try:
-                    conn.drain_events(timeout=0.5)
-                except TimeoutError:
-                    continue
-    except KeyboardInterrupt:
-        pass  # Ctrl-C ends an open-ended recording normally
-    finally:
-        conn.release()
-        if output is not sys.stdout:
-            output.close()
-    where = "stdout" if args.output == "-" else args.output
-    print(f"recorded {progress.count} messages to {where} ({progress.rate()})", file=sys.stderr)
-    if args.count and progress.count < args.count:
-        print(f"error: timed out after {args.timeout:g}s with {progress.count} of {args.count} messages",
-              file=sys.stderr)
-        return EXIT_FAILURE
-    return EXIT_OK
+# --------------------------------------------------------------------------- references
 
 
 def cmd_references_import(args: argparse.Namespace) -> int:
@@ -319,27 +214,6 @@ def cmd_references_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_parked_list(args: argparse.Namespace) -> int:
-    app, _ = _load(args)
-    parked = app.parked(limit=args.limit)
-    for item in parked:
-        if args.json:
-            print(json.dumps({"exchange": item.exchange, "routing_key": item.routing_key, "body": item.body,
-                              "reason": item.reason, "attempts": item.attempts}, default=_json_default))
-        else:
-            print(f"{item.exchange} {item.routing_key} attempts={item.attempts} reason: "
-                  f"{item.reason.splitlines()[0] if item.reason else '-'}")
-    print(f"{len(parked)} parked message(s) in {app.queue_name}/parked", file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_parked_requeue(args: argparse.Namespace) -> int:
-    app, _ = _load(args)
-    moved = app.requeue_parked(limit=args.limit)
-    print(f"requeued {moved} parked message(s) into {app.queue_name}")
-    return EXIT_OK
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("tclisten.cli.demo") is None:
         print("tclisten demo: this installation has no demo (module tclisten.cli.demo is missing)", file=sys.stderr)
@@ -355,19 +229,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Any]:
-    app, config = load_target(args.target)
-    if config is not None:  # the file's logging section, where the command line is silent
-        root = logging.getLogger()
-        if config.log_level and getattr(args, "log_level", None) is None:
-            root.setLevel(config.log_level)
-        if config.log_format:
-            for handler in root.handlers:
-                if isinstance(handler, _StderrHandler):
-                    handler.setFormatter(logging.Formatter(config.log_format))
-    return app, config
-
-
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -378,38 +239,83 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds_or_none(text: str) -> float | None:
+    if text.strip().lower() in ("none", "forever"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 or none, not {text!r}")
+    return value
+
+
+TARGET_HELP = "listener.yaml, package.module[:attr] or script.py[:attr]"
+
+
+def _connecting(p: argparse.ArgumentParser, *, broker_help: str | None = None) -> None:
+    """The flags of a command that connects: where, and how long to wait (default: one try)."""
+    p.add_argument("--broker-url", default=argparse.SUPPRESS, metavar="URL",
+                   help=broker_help or "AMQP URL (default: TCLISTEN_BROKER_URL, else the target's own)")
+    p.add_argument("--wait-for-broker", type=_seconds_or_none, default=0.0, metavar="SECONDS",
+                   help="seconds to keep trying an unreachable broker, 'none' for ever "
+                        "(default: 0, one try; a refused login fails at once)")
+
+
+def _selection(p: argparse.ArgumentParser, *, everything: bool) -> None:
+    """The flags that choose parked messages (every criterion given must hold)."""
+    if everything:
+        p.add_argument("--all", action="store_true", help="every parked message (or give a filter)")
+    p.add_argument("--position", type=_positive, metavar="N", help="the N-th parked message (1: the oldest)")
+    p.add_argument("--task-id", metavar="ID", help="messages of this taskId")
+    p.add_argument("--handler", metavar="NAME", help="messages this handler failed on")
+    p.add_argument("--reason", metavar="TEXT", help="messages whose reason contains TEXT")
+    p.add_argument("--exchange", metavar="EXCHANGE", help="messages first published to this exchange")
+    p.add_argument("--limit", type=_positive, metavar="N", help="at most N messages")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
-                        default=argparse.SUPPRESS, help="logging level (default: the file's, or INFO for run)")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="print tracebacks with errors")
-    target_help = "listener.yaml, package.module[:attr] or script.py[:attr]"
+    log = argparse.ArgumentParser(add_help=False)
+    log.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=argparse.SUPPRESS,
+                     help="logging level (default: the file's, else WARNING; INFO for run)")
 
     parser = argparse.ArgumentParser(
-        prog="tclisten", parents=[common],
-        description="React to Taskcluster's Pulse messages: run, inspect and test listeners.",
-        epilog="Exit status: 0 ok, 1 failure, 2 bad command line or configuration.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+        prog="tclisten", parents=[common, log],
+        description="React to Taskcluster's Pulse messages: run, inspect and repair listeners.",
+        epilog="Exit status: 0 ok, 1 failure, 2 bad command line or configuration, 75 run stopped with "
+               "work left to the broker, 130 interrupted.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="what to do (COMMAND --help for more)")
     sub.required = True
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str, **kw: Any) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help_, description=help_, **kw)
-        p.set_defaults(func=func)
+    def add(name: str, func: Callable[[argparse.Namespace], int] | None, help_: str,
+            into: Any = sub, parents: Sequence[argparse.ArgumentParser] = (common, log),
+            **kw: Any) -> argparse.ArgumentParser:
+        kw.setdefault("description", help_)
+        p = into.add_parser(name, parents=list(parents), help=help_, **kw)
+        if func is not None:
+            p.set_defaults(func=func)
         return p
 
-    p = add("run", cmd_run, "consume and handle messages until SIGINT/SIGTERM")
-    p.add_argument("target", help=target_help)
+    p = add("run", cmd_run, "consume and handle messages until SIGINT/SIGTERM", parents=[common])
+    p.add_argument("target", help=TARGET_HELP)
+    add_run_flags(p)
 
-    p = add("bindings", cmd_bindings, "print the queue and each binding, without connecting")
-    p.add_argument("target", help=target_help)
+    p = add("bindings", cmd_bindings, "print the queue and each binding (no broker), or --diff them")
+    p.add_argument("target", help=TARGET_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--diff", action="store_true",
+                   help="connect and show what the next start adds (+) and removes (-)")
+    _connecting(p)
 
     p = add("replay", cmd_replay, "run recorded messages (JSON lines) through the handlers, no broker")
     p.add_argument("file", help="JSON lines of {exchange, routing_key, body, headers} (- for stdin), "
                                 "or a .json file of one record or a list of them")
-    p.add_argument("target", help=target_help)
+    p.add_argument("target", help=TARGET_HELP)
     p.add_argument("--progress", type=_positive, default=1000, metavar="N", help="a count on stderr every N")
 
     p = add("record", cmd_record, "save live messages as JSON lines (temporary exclusive queue)")
@@ -419,66 +325,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_positive, metavar="N", help="stop after N messages")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop after this long")
     p.add_argument("--output", "-o", default="-", metavar="FILE", help="where to write (default: stdout)")
-    p.add_argument("--broker-url", help="AMQP URL (default: TCLISTEN_BROKER_URL, else PULSE_USERNAME/PASSWORD)")
     p.add_argument("--progress", type=_positive, default=100, metavar="N", help="a count on stderr every N")
+    _connecting(p, broker_help="AMQP URL (default: TCLISTEN_BROKER_URL, else PULSE_USERNAME/PASSWORD)")
 
-    refs = sub.add_parser("references", parents=[common], help="import or check API/exchanges references",
-                          description="Import or check Taskcluster API and exchanges references.")
-    refs_sub = refs.add_subparsers(dest="references_command", metavar="ACTION")
+    p = add("publish", cmd_publish, "send a schema-valid sample message (or your own body) to an exchange")
+    p.add_argument("exchange", help="QueueEvents.taskFailed, a full exchange name, or any exchange/... name")
+    p.add_argument("--fields", nargs="+", action="extend", metavar="NAME=VALUE",
+                   help="what the sample says (taskId=..., provisionerId=..., runId=1, state=...)")
+    p.add_argument("--file", metavar="BODY.json", help="publish this JSON body instead of a sample")
+    p.add_argument("--routing-key", metavar="KEY", help="the routing key (default: the sample's own)")
+    p.add_argument("--route", action="extend", nargs="+", metavar="ROUTE",
+                   help="CC routes of the message (index.project.x ...; repeatable)")
+    p.add_argument("--count", type=_positive, default=1, metavar="N", help="how many messages (default: 1)")
+    p.add_argument("--declare-exchange", action="store_true",
+                   help="declare the exchange when it is missing (a local broker only)")
+    _connecting(p, broker_help="AMQP URL (default: TCLISTEN_BROKER_URL, else PULSE_USERNAME/PASSWORD)")
+
+    parked = add("parked", None, "list, requeue or drop parked messages",
+                 description="Messages that failed every attempt wait in the parked queue.")
+    parked_sub = parked.add_subparsers(dest="parked_command", metavar="ACTION", help="what to do with them")
+    parked_sub.required = True
+    p = add("list", cmd_parked_list, "print parked messages: position, reason, failure, time (they stay parked)",
+            into=parked_sub)
+    p.add_argument("target", help=TARGET_HELP)
+    p.add_argument("--json", action="store_true", help="one JSON object per line, every failure in full")
+    _selection(p, everything=False)
+    _connecting(p)
+    p = add("requeue", cmd_parked_requeue, "move parked messages back to the queue for another round",
+            into=parked_sub)
+    p.add_argument("target", help=TARGET_HELP)
+    _selection(p, everything=True)
+    _connecting(p)
+    p = add("drop", cmd_parked_drop, "delete parked messages for good (asks first)", into=parked_sub)
+    p.add_argument("target", help=TARGET_HELP)
+    _selection(p, everything=True)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _connecting(p)
+
+    p = add("delete", cmd_delete, "delete the listener's queues and exchange (asks first)")
+    p.add_argument("target", help=TARGET_HELP)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _connecting(p)
+
+    p = add("migrate", cmd_migrate, "move the listener's queues to another queue type, keeping their messages")
+    p.add_argument("target", help=TARGET_HELP)
+    p.add_argument("--queue-type", required=True, choices=QUEUE_TYPES, help="the queue type to move to")
+    _connecting(p)
+
+    refs = add("references", None, "import or check API/exchanges references",
+               description="Import or check Taskcluster API and exchanges references.")
+    refs_sub = refs.add_subparsers(dest="references_command", metavar="ACTION", help="what to do")
     refs_sub.required = True
-    p = refs_sub.add_parser("import", parents=[common], help="write references in deployment layout",
-                            description="Write the facts of every reference in SRC... to DEST.")
-    p.set_defaults(func=cmd_references_import)
+    p = add("import", cmd_references_import, "write references in deployment layout", into=refs_sub)
     p.add_argument("sources", nargs="+", metavar="SRC", help="directory, reference file, apis.json or rootUrl")
     p.add_argument("--dest", default="references", help="output folder (default: ./references)")
-    p = refs_sub.add_parser("check", parents=[common], help="load and validate references, print counts",
-                            description="Load and validate the references in SRC; print counts.")
-    p.set_defaults(func=cmd_references_check)
+    p = add("check", cmd_references_check, "load and validate references, print counts", into=refs_sub)
     p.add_argument("source", metavar="SRC", help="directory, reference file, apis.json or rootUrl")
-
-    parked = sub.add_parser("parked", parents=[common], help="list or requeue parked messages",
-                            description="Messages that failed every attempt wait in the parked queue.")
-    parked_sub = parked.add_subparsers(dest="parked_command", metavar="ACTION")
-    parked_sub.required = True
-    p = parked_sub.add_parser("list", parents=[common], help="print parked messages (they stay parked)",
-                              description="Print parked messages; they stay parked.")
-    p.set_defaults(func=cmd_parked_list)
-    p.add_argument("target", help=target_help)
-    p.add_argument("--limit", type=_positive, metavar="N")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p = parked_sub.add_parser("requeue", parents=[common], help="move parked messages back to the queue",
-                              description="Move parked messages back into the main queue.")
-    p.set_defaults(func=cmd_parked_requeue)
-    p.add_argument("target", help=target_help)
-    p.add_argument("--limit", type=_positive, metavar="N")
 
     # the demo parses its own options (and --help): main() hands it whatever is left
     p = sub.add_parser("demo", help="run the offline demonstration (tclisten demo --help)", add_help=False)
     p.set_defaults(func=cmd_demo, demo_args=[])
     return parser
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Logs to whatever ``sys.stderr`` is at the time (redirections and tests swap it)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def _configure_logging(args: argparse.Namespace) -> None:
-    level = getattr(args, "log_level", None) or ("INFO" if args.command == "run" else "WARNING")
-    root = logging.getLogger()
-    handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
-    if handler is None:
-        handler = _StderrHandler()
-        root.addHandler(handler)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root.setLevel(level)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -499,7 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command == "demo":
         args.demo_args = extra
-    _configure_logging(args)
+    if args.command != "run":  # run sets up its own logging (running.py)
+        configure_logging(getattr(args, "log_level", None) or "WARNING", "text")
     debug = getattr(args, "debug", False)
     try:
         return args.func(args)
@@ -515,7 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         status, error = EXIT_FAILURE, exc
     if debug:
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
-    print(f"tclisten: error: {_one_line(error)}", file=sys.stderr)
+    if getattr(args, "log_format_active", None) == "json":
+        emit(f"error: {_one_line(error)}", "json", logging.ERROR, exit_status=status)
+    else:
+        print(f"tclisten: error: {_one_line(error)}", file=sys.stderr)
     return status
 
 

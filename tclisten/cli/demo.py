@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 stopper = threading.Thread(target=_stop_when_idle, args=(app, expected, args.timeout, timed_out),
                                            name="demo-stopper", daemon=True)
                 stopper.start()
-                app.run()
+                stopped = app.run()
                 stopper.join()
         finally:
             handler_logger.removeHandler(logs)
@@ -316,6 +316,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     elapsed = time.monotonic() - started
     print(f"\nsummary: {len(records)} published, {stats.received} delivered, {stats.handler_calls} handler "
           f"call(s), {stats.retried} retried, {stats.parked} parked, in {elapsed:.1f} s", file=out)
+    print(f"  listener stopped: {stopped}", file=out)
     print("  reactor decisions: " + (", ".join(f"{n} {a}" for a, n in sorted(actions.items())) or "none"), file=out)
     print(f"  group reports: {len(watcher.reports)}", file=out)
     print("  REST calls" + (" (all Hawk-signed and verified)" if verified and calls else "") + ": "

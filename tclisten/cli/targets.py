@@ -1,6 +1,11 @@
-"""What ``tclisten run|bindings|replay|parked TARGET`` loads: a YAML file, a module or a script.
+"""What ``tclisten run|bindings|replay|parked|delete|migrate TARGET`` loads: a YAML file, a
+module or a script.
 
->>> app, config = load_target("examples/listener.yaml")      # doctest: +SKIP
+A target is always imported inside :func:`tclisten.app.inspecting`: a script whose last line
+is ``app.run()`` (or ``tclisten.run()``) returns from it at once instead of consuming, and the
+command decides what to do with the listener (``tclisten run`` runs it, with its overrides).
+
+>>> app, config = load_target("examples/listener.yaml", lenient=True)      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -8,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..exceptions import ConfigError
 
@@ -55,7 +60,8 @@ def _listener_in(module: Any, target: str) -> Any:
     return app
 
 
-def load_target(target: str) -> tuple[Any, Any]:
+def load_target(target: str, *, overrides: Mapping[str, Any] | None = None,
+                lenient: bool = False) -> tuple[Any, Any]:
     """``(listener, config)`` for ``listener.yaml``, ``package.module[:attr]`` or
     ``script.py[:attr]``; ``config`` is the :class:`~tclisten.config.ListenerConfig` of a
     YAML target, else None.
@@ -63,13 +69,28 @@ def load_target(target: str) -> tuple[Any, Any]:
     ``attr`` names a Listener or a function that returns one; without it the module's only
     Listener is taken, else its ``create_listener()``, else the default listener of
     ``tclisten.on`` (named after the script or module unless ``TCLISTEN_NAME`` is set).
+    ``overrides`` (Listener keywords) win over the target's settings; ``lenient`` loads a
+    YAML file whose handler-only sections name unset variables (for inspecting).
     """
+    from ..app import inspecting
+
+    with inspecting():
+        try:
+            app, config = _load(target, dict(overrides or {}), lenient)
+        except SystemExit as exc:  # a script that exits while imported
+            raise UsageError(f"{target} exited (status {exc.code}) while being imported: guard what it runs "
+                             "with if __name__ == '__main__':") from None
+    return app, config
+
+
+def _load(target: str, overrides: dict[str, Any], lenient: bool) -> tuple[Any, Any]:
     from ..config import build_listener, import_object, load_config
+    from .overrides import apply_overrides
 
     path_part = target.split(":", 1)[0] if not os.path.exists(target) else target
     if path_part.endswith((".yaml", ".yml")):
-        config = load_config(path_part)
-        return build_listener(config), config
+        config = load_config(path_part, lenient=lenient)
+        return build_listener(config, overrides=overrides), config
     cwd = os.getcwd()
     if cwd not in sys.path:  # like `python -m`: modules of the current folder import
         sys.path.insert(0, cwd)
@@ -83,12 +104,12 @@ def load_target(target: str) -> tuple[Any, Any]:
     try:
         value = import_object(target, base=cwd)
         if not attr:
-            return _listener_in(value, target), None
-        if not _is_listener(value) and callable(value):
+            value = _listener_in(value, target)
+        elif not _is_listener(value) and callable(value):
             value = value()  # a listener factory
     finally:
         if name_from_target:
             del os.environ["TCLISTEN_NAME"]
     if not _is_listener(value):
         raise UsageError(f"{target} is {type(value).__name__}, not a tclisten Listener")
-    return value, None
+    return apply_overrides(value, overrides) if overrides else value, None
