@@ -115,22 +115,29 @@ def connect(address: BrokerAddress, *, heartbeat: int, buffered: bool = True) ->
     across every URL in order, and the buffered frame reader (:mod:`tclisten.transport`)
     unless ``buffered=False``."""
     options: dict[str, Any] = {"confirm_publish": True}
-    kwargs: dict[str, Any] = {}
     if address.memory:
         options["polling_interval"] = 0.05  # kombu polls virtual transports: stop promptly
-    else:
-        if hasattr(socket, "TCP_USER_TIMEOUT"):
-            options["socket_settings"] = {socket.TCP_USER_TIMEOUT: TCP_USER_TIMEOUT_MS}
-        if buffered:
-            from . import transport
+    elif hasattr(socket, "TCP_USER_TIMEOUT"):
+        options["socket_settings"] = {socket.TCP_USER_TIMEOUT: TCP_USER_TIMEOUT_MS}
+    from .transport import BufferedConnection
 
-            factory = getattr(transport, "buffered_transport", None)  # integration pending
-            if factory is not None:
-                kwargs["transport"] = factory()
+    kind = BufferedConnection if buffered else Connection
     urls = list(address.urls)
-    return Connection(urls if len(urls) > 1 else urls[0], heartbeat=heartbeat, ssl=address.ssl or False,
-                      connect_timeout=CONNECT_TIMEOUT, transport_options=options,
-                      failover_strategy="round-robin", **kwargs)
+    return kind(urls if len(urls) > 1 else urls[0], heartbeat=heartbeat, ssl=_tls_options(address),
+                connect_timeout=CONNECT_TIMEOUT, transport_options=options, failover_strategy="round-robin")
+
+
+def _tls_options(address: BrokerAddress) -> dict[str, Any] | bool:
+    """py-amqp's TLS options: it ignores an SSLContext (it builds its own, checking the
+    certificate chain but not the host name), so give it the verification explicitly.
+    With several URLs the host name of each is not known here: the chain is still checked."""
+    if address.ssl is None:
+        return False
+    hosts = {urllib.parse.urlsplit(url).hostname for url in address.urls}
+    tls: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED}
+    if len(hosts) == 1:
+        tls["server_hostname"] = hosts.pop()
+    return tls
 
 
 def describe_error(exc: BaseException, address: BrokerAddress, index: int | None = None) -> str:

@@ -26,6 +26,7 @@ import logging
 import socket
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from queue import Empty, SimpleQueue
 from typing import Any, Callable, Iterator
@@ -39,9 +40,9 @@ from .dispatch import Dispatcher, Handler, HandlerFailure, Outcome, error_text
 from .exceptions import HandlerTimeout
 from .headers import FailureRecord, HeaderError, Provenance
 from .message import Message
-from .policy import Ack, Decision, ParkNow, RetryLater, RetryPolicy, decide, redelivered
+from .policy import Ack, Decision, ParkNow, Quarantine, RetryLater, RetryPolicy, decide, redelivered
 from .stats import Stats
-from .topology import DUE, PARKED, Topology, retry_key
+from .topology import DUE, PARKED, SUSPECT, Topology, retry_key
 from .watchdog import HardStop, Running, Socket, Watchdog, alarm_main_thread
 
 logger = logging.getLogger(__name__)
@@ -113,9 +114,11 @@ class ListenerConsumer(ConsumerMixin):
         self._sock: Any = None  # the AMQP socket, when the transport has one
         self._raw: Any = None
         self._last_beat = 0.0
+        self._sync_depth = 0  # >0 while the connection's thread waits for a broker reply
         self._delays_declared: set[int] = set()
         self._next_backlog_check = 0.0
         self._finished: SimpleQueue[Delivery] = SimpleQueue()
+        self._deferred: deque[Delivery] = deque()  # to start once the loop has settled
         self._work: SimpleQueue[Delivery | None] = SimpleQueue()
         self._workers: list[Running] = []
         self._loop_running: Running | None = None
@@ -174,6 +177,7 @@ class ListenerConsumer(ConsumerMixin):
         if self._window is not None:
             self._window.forget()  # the channel is gone: the broker has them back
         driver = getattr(connection.transport, "driver_type", "")
+        self._deferred.clear()
         self._window = AckWindow(batch=self.ack_batch, max_delay=self.ack_delay,
                                  each=driver not in ("amqp", "pyamqp"), on_ack=self._acked)
         for queue in self.topology.side_queues(self.policy.delays()):
@@ -184,8 +188,18 @@ class ListenerConsumer(ConsumerMixin):
         self._raw = connection.connection
         self._socket = Socket() if self.inline and hasattr(self._raw, "send_heartbeat") else None
         self._next_backlog_check = 0.0
-        self._consumers = [Consumer(queues=[self.main_queue], on_message=self._on_message,
-                                    prefetch_count=self.prefetch, no_ack=False)]
+        # RabbitMQ applies basic.qos to the consumers created after it: the suspect queue's
+        # consumer takes one delivery at a time, the main queue's ``prefetch``.
+        self._sync_depth += 1  # declares, qos and consume wait for replies (the loop's socket is not set yet)
+        try:
+            suspect = Consumer(queues=[self.topology.suspect_queue()], on_message=self._on_message,
+                               prefetch_count=1, no_ack=False)
+            suspect.consume()
+            main = Consumer(queues=[self.main_queue], on_message=self._on_message, prefetch_count=self.prefetch,
+                            no_ack=False)
+        finally:
+            self._sync_depth -= 1
+        self._consumers = [suspect, main]
         return self._consumers
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: list, **kwargs: Any) -> None:
@@ -254,6 +268,9 @@ class ListenerConsumer(ConsumerMixin):
                 while not self.stopping and (limit is None or events < limit):
                     self.on_iteration()
                     self._settle()
+                    if self._deferred:
+                        self._start_deferred()
+                        self._settle()
                     wait = BUSY_WAIT if len(self._window) else idle
                     if self._sock is not None and wait != set_to:
                         # py-amqp sets and restores the socket's timeout around every frame
@@ -274,9 +291,6 @@ class ListenerConsumer(ConsumerMixin):
                         if not self.stopping:
                             raise
                         got = False
-                    except HardStop:
-                        self.request_stop(hard=True)
-                        break
                     now = time.monotonic()
                     if now >= next_beat:
                         conn.heartbeat_check()
@@ -288,6 +302,8 @@ class ListenerConsumer(ConsumerMixin):
                     if got:
                         events, idle_for = events + 1, 0.0
                         yield
+            except HardStop:  # wherever a handler ran: a read, a confirm, a declare dispatches deliveries
+                self.request_stop(hard=True)
             finally:
                 self._restore_blocking()
             if self.stopping:
@@ -300,17 +316,20 @@ class ListenerConsumer(ConsumerMixin):
 
     @contextmanager
     def _blocking(self) -> Iterator[None]:
-        """Synchronous broker calls (declares, confirmed publishes) wait without a timeout."""
+        """Synchronous broker calls (declares, confirmed publishes) wait without a timeout.
+        While one waits, the watchdog must not read from the socket (it would take the
+        reply), even if a delivery dispatched meanwhile runs a handler."""
+        self._sync_depth += 1
         sock = self._sock
-        if sock is None:
-            yield
-            return
-        previous = sock.gettimeout()
-        sock.settimeout(None)
+        previous = sock.gettimeout() if sock is not None else None
+        if sock is not None:
+            sock.settimeout(None)
         try:
             yield
         finally:
-            sock.settimeout(previous)
+            self._sync_depth -= 1
+            if sock is not None:
+                sock.settimeout(previous)
 
     def _restore_blocking(self) -> None:
         try:
@@ -342,15 +361,31 @@ class ListenerConsumer(ConsumerMixin):
         if not self._prepare(delivery):
             self._finished.put(delivery)  # decided without the handlers: carried out by the loop
             return
+        if self._sync_depth or message.delivery_info.get("routing_key") == SUSPECT:
+            # Never run a handler inside a broker call of ours (a copy published but its
+            # original not yet acked, say), and a suspect (it may kill the process) only once
+            # every copy and ack before it is done: the loop starts these after settling.
+            self._deferred.append(delivery)
+            return
+        self._start(delivery)
+
+    def _start(self, delivery: Delivery) -> None:
         if not self.inline:
             self._work.put(delivery)
             return
         self._handle(delivery, self._loop_running)
         if delivery.outcome.ok:  # the common case, settled here without a queue
-            stats.observe(delivery.seconds)
-            window.done(slot)
+            self.stats.observe(delivery.seconds)
+            self._window.done(delivery.slot)
         else:
             self._finished.put(delivery)  # retries and parking publish: not inside a callback
+
+    def _start_deferred(self) -> None:
+        deferred = self._deferred
+        while deferred and not self.stopping:
+            delivery = deferred.popleft()
+            if delivery.generation == self._generation:
+                self._start(delivery)
 
     def _prepare(self, delivery: Delivery) -> bool:
         """Read where the delivery comes from; False when it must not run (unreadable headers,
@@ -363,26 +398,21 @@ class ListenerConsumer(ConsumerMixin):
         except HeaderError as exc:
             delivery.decision = ParkNow(str(exc))
             return False
-        if info.get("redelivered"):
-            decision = redelivered(delivery.provenance.attempt, self.policy,
-                                   delivery_count=codec.delivery_count(message.headers))
-            if decision is not None:
-                delivery.decision = decision
-                return False
+        if info.get("redelivered"):  # its process may have died on it: count it, try it alone
+            delivery.decision = redelivered(delivery.provenance.attempt, self.policy,
+                                            delivery_count=codec.delivery_count(message.headers))
+            return False
         return True
 
     def _handle(self, delivery: Delivery, running: Running) -> None:
         """Run the handlers of one delivery (on a worker thread, or inline)."""
         message = delivery.message
         provenance = delivery.provenance
-        count = codec.delivery_count(message.headers)
-        attempt = provenance.attempt + count if count else None
         started = time.perf_counter()
         running.begin(delivery)
         try:
             delivery.outcome = self.dispatcher.run(provenance, message.body, message.headers,
-                                                   redelivered=bool(message.delivery_info.get("redelivered")),
-                                                   attempt=attempt, invoke=self._invoker(running))
+                                                   invoke=self._invoker(running))
         except HandlerTimeout:  # landed between two handlers: the ones left count as timed out
             delivery.outcome = self._timed_out(delivery, running)
         except Exception as exc:  # a delivery nothing foresaw must not stop the loop: park it
@@ -441,8 +471,13 @@ class ListenerConsumer(ConsumerMixin):
         self.stats.last_ack = time.time()
 
     def _settle(self) -> None:
-        """Carry out the decision of every finished delivery, then ack what is due."""
+        """Carry out the decision of every finished delivery, then ack what is due.
+
+        The original of a re-published copy is acked at once, not batched: were the process
+        to die first, the broker would deliver the original again and the copy would run
+        too."""
         finished = self._finished
+        copied = False
         while not finished.empty():
             delivery = finished.get()
             if delivery.generation != self._generation:
@@ -451,7 +486,7 @@ class ListenerConsumer(ConsumerMixin):
                 self.stats.observe(delivery.seconds)
             try:
                 with self._blocking():
-                    self._carry_out(delivery)
+                    copied = self._carry_out(delivery) or copied
             except self._broker_errors:
                 raise  # the connection is gone: reconnect; the broker delivers it again
             except Exception:  # the copy was refused (a nack, say): give the original back
@@ -460,9 +495,16 @@ class ListenerConsumer(ConsumerMixin):
                 self._window.give_back(delivery.slot)
                 continue
             self._window.done(delivery.slot)
-        self._window.flush()
+        self._window.flush(force=copied)
+        if copied:
+            # A synchronous call on the consuming channel returns once the broker has
+            # processed the acks sent before it on that channel: a crash right after cannot
+            # lose them (a dying process's last frames may be dropped with its connection).
+            with self._blocking():
+                self._channel.queue_declare(self.topology.suspect_name, passive=True)
 
-    def _carry_out(self, delivery: Delivery) -> None:
+    def _carry_out(self, delivery: Delivery) -> bool:
+        """Carry out the delivery's decision; True when a copy was published."""
         decision = delivery.decision
         outcome = delivery.outcome
         if decision is None and outcome is not None:
@@ -473,22 +515,28 @@ class ListenerConsumer(ConsumerMixin):
                 self.stats.count("unmatched")
                 logger.warning("acked a message no binding explains (a binding the code no longer declares?): "
                                "%s", outcome.unmatched)
-            return
+            return False
         records = tuple(f.record for f in (outcome.failed or ())) if outcome is not None else ()
         provenance = delivery.provenance or self._provenance_of(delivery.message)
+        if isinstance(decision, Quarantine):
+            self._republish(delivery, SUSPECT, provenance.next(attempt=decision.attempt, reason=decision.reason,
+                                                               redelivered=True))
+            self.stats.count("redelivered")
+            return True
         if isinstance(decision, RetryLater):
             self._republish(delivery, self._retry_key(decision.delay), provenance.next(
                 attempt=decision.attempt, handlers=decision.handlers or provenance.handlers,
                 reason=decision.reason, failures=records,
                 redelivered=provenance.redelivered or bool(delivery.message.delivery_info.get("redelivered"))))
             self.stats.count("retried")
-            return
+            return True
         self._republish(delivery, PARKED, provenance.next(
             handlers=decision.handlers or provenance.handlers, reason=decision.reason, failures=records,
             parked_at=int(time.time())))
         self.stats.count("parked")
         logger.warning("parked %s %s (attempt %d): %s", provenance.exchange, provenance.routing_key,
                        provenance.attempt, decision.reason.splitlines()[0] if decision.reason else "")
+        return True
 
     @staticmethod
     def _provenance_of(message: Any) -> Provenance:
@@ -525,8 +573,9 @@ class ListenerConsumer(ConsumerMixin):
     def beat(self) -> None:
         """While a handler runs on the connection's thread (the watchdog holds the socket):
         return prefetched deliveries once a stop was asked for, send due acks and heartbeats."""
-        if self.stopping and self._consumers:
-            self._cancel_consumers()
+        if self.stopping and self._consumers and not self._sync_depth:
+            with self._blocking():
+                self._cancel_consumers()
         self._window.flush()
         now = time.monotonic()
         beat = getattr(self._raw, "heartbeat", 0) or 0
@@ -600,10 +649,12 @@ class ListenerConsumer(ConsumerMixin):
                 logger.debug("cancel failed", exc_info=True)
 
     def _return_unstarted(self) -> None:
-        """Give the broker back the deliveries no worker has started, at once.  Workers take
-        deliveries in arrival order, so every one returned here comes after every started
-        one: a later multiple ack of a started delivery never covers them."""
+        """Give the broker back the deliveries no handler has started, at once (a later
+        multiple ack never covers them: the window acks only settled deliveries)."""
         returned = 0
+        while self._deferred:
+            self._window.give_back(self._deferred.popleft().slot)
+            returned += 1
         while True:
             try:
                 delivery = self._work.get_nowait()  # a worker may take one meanwhile: fine
@@ -619,7 +670,18 @@ class ListenerConsumer(ConsumerMixin):
 
     def _stop(self, conn: Any, consumers: list) -> None:
         """Stop taking messages, let running handlers finish within the grace period, ack
-        what finished; what is still unfinished goes back to the queue with the channel."""
+        what finished; what is still unfinished goes back to the queue with the channel.
+        After a hard stop only the acks of what finished are sent (no reads: a handler may
+        have been interrupted in the middle of a broker call)."""
+        if self.hard:
+            try:
+                self._window.flush(force=True)
+            except Exception:  # the connection may be gone: the broker redelivers, nothing is lost
+                logger.debug("acks at a hard stop failed", exc_info=True)
+            self.unfinished = self._window.unsettled
+            logger.warning("stopped at once with %d unfinished message(s); the broker will deliver them "
+                           "again", self.unfinished)
+            return
         self._cancel_consumers()
         self._return_unstarted()
         while self._window.unsettled and not self.grace_over(time.monotonic()):

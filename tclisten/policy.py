@@ -40,7 +40,8 @@ from .exceptions import (
     BindingError, CallError, ConfigError, CredentialsError, Park, Retry, TaskclusterRestFailure,
 )
 
-__all__ = ["Ack", "Facts", "Failed", "ParkNow", "RetryLater", "RetryPolicy", "classify", "decide"]
+__all__ = ["Ack", "Facts", "Failed", "ParkNow", "Quarantine", "RetryLater", "RetryPolicy", "classify", "decide",
+           "redelivered"]
 
 RETRY_KEYS = ("max_attempts", "delay", "backoff", "max_delay")
 # 408 Request Timeout and 429 Too Many Requests heal by themselves; other 4xx do not.
@@ -160,7 +161,15 @@ class ParkNow:
     handlers: tuple[str, ...] = ()
 
 
-Decision = Union[Ack, RetryLater, ParkNow]
+@dataclass(frozen=True)
+class Quarantine:
+    """Re-publish to the suspect queue (tried one at a time) for ``attempt``; then ack."""
+
+    attempt: int
+    reason: str = "redelivered without an outcome"
+
+
+Decision = Union[Ack, RetryLater, ParkNow, Quarantine]
 
 
 def decide(facts: Facts, policy: RetryPolicy, *, policy_of: Callable[[str], RetryPolicy] | None = None,
@@ -185,26 +194,25 @@ def decide(facts: Facts, policy: RetryPolicy, *, policy_of: Callable[[str], Retr
     return RetryLater(float(delay), facts.attempt + 1, handlers, reason)
 
 
-def redelivered(attempt: int, policy: RetryPolicy, *, delivery_count: int | None = None) -> Decision | None:
+def redelivered(attempt: int, policy: RetryPolicy, *, delivery_count: int | None = None) -> Decision:
     """The fate of a delivery the broker delivered before without an outcome (the process
     that had it died, or stopped before acking it), before it runs again.
 
     A redelivery counts as an attempt, so a message that kills its process is parked after
-    ``max_attempts`` deliveries instead of crashing it for ever.  Quorum queues count
-    deliveries themselves (``delivery_count``): None then, and the handlers run as attempt
-    ``attempt + delivery_count``.  Classic queues do not: the message is re-published for its
-    next attempt first (``RetryLater`` with no delay), so the count travels with it.
+    ``max_attempts`` deliveries instead of crashing it for ever.  Quorum queues count the
+    deliveries of a copy (``delivery_count``, 1 on the first redelivery); classic queues do
+    not, so the count travels in the copy.  The copy goes to the suspect queue, where
+    redelivered messages are tried one at a time: the messages that were merely prefetched
+    with the one that killed the process are counted once, not at every crash.
 
     >>> redelivered(1, RetryPolicy(max_attempts=5))
-    RetryLater(delay=0.0, attempt=2, handlers=(), reason='redelivered without an outcome')
+    Quarantine(attempt=2, reason='redelivered without an outcome')
     >>> redelivered(5, RetryPolicy(max_attempts=5))
     ParkNow(reason='delivered 5 times without an outcome (did the process die?)', handlers=())
-    >>> redelivered(1, RetryPolicy(max_attempts=5), delivery_count=2) is None
-    True
+    >>> redelivered(1, RetryPolicy(max_attempts=5), delivery_count=3)
+    Quarantine(attempt=4, reason='redelivered without an outcome')
     """
-    so_far = attempt + (delivery_count or 0) - (1 if delivery_count else 0)
+    so_far = attempt + max((delivery_count or 1) - 1, 0)
     if so_far >= policy.max_attempts:
         return ParkNow(f"delivered {so_far} times without an outcome (did the process die?)")
-    if delivery_count is not None:
-        return None
-    return RetryLater(0.0, attempt + 1, (), "redelivered without an outcome")
+    return Quarantine(so_far + 1)

@@ -23,6 +23,7 @@ class Stats:
         self.acked = 0
         self.retried = 0
         self.parked = 0
+        self.redelivered = 0  # delivered again without an outcome: counted, tried alone
         self.unmatched = 0  # acked although no binding explains them (a stale binding raced a deploy)
         self.unfinished = 0  # left unacked to the broker by the last stop
         self.reconnects = -1  # the first connection is not a reconnect
@@ -65,6 +66,7 @@ class Stats:
             "acked": self.acked,
             "retried": self.retried,
             "parked": self.parked,
+            "redelivered": self.redelivered,
             "unmatched": self.unmatched,
             "unfinished": self.unfinished,
             "reconnects": max(self.reconnects, 0),

@@ -7,6 +7,8 @@ Everything lives under the names Pulse lets a user own::
     queue/<user>/<name>/retry/<ms>         one delay queue per retry delay: x-message-ttl=<ms>,
                                            dead-lettered back to the listener's exchange, key "due"
     queue/<user>/<name>/parked             messages that failed every attempt or could not be handled
+    queue/<user>/<name>/suspect            redelivered messages (their process may have died on them),
+                                           consumed one at a time (prefetch 1)
     queue/<user>/<name>/bindings           one message: the bindings the last start declared
 
 A failed message is re-published (with publisher confirms) to the delay queue of its next
@@ -29,10 +31,11 @@ from kombu import Exchange, Queue, binding
 
 from .exceptions import ConfigError
 
-__all__ = ["DUE", "PARKED", "QUEUE_TYPES", "Topology", "retry_key"]
+__all__ = ["DUE", "PARKED", "QUEUE_TYPES", "SUSPECT", "Topology", "retry_key"]
 
 DUE = "due"  # the key under which retries and requeues re-enter the main queue
 PARKED = "parked"
+SUSPECT = "suspect"
 BINDINGS = "bindings"
 QUEUE_TYPES = ("classic", "quorum")
 # Quorum queues of RabbitMQ 3.10 overflow by dropping the head or refusing the publish only.
@@ -61,6 +64,7 @@ class Topology:
         self.queue_name = f"queue/{user}/{name}"
         self.parked_name = f"{self.queue_name}/parked"
         self.bindings_name = f"{self.queue_name}/bindings"
+        self.suspect_name = f"{self.queue_name}/suspect"
         self.exchange = Exchange(f"exchange/{user}/{name}", "direct", durable=True)
         self.queue_arguments = arguments
 
@@ -79,6 +83,13 @@ class Topology:
         return Queue(self.parked_name, self.exchange, routing_key=PARKED, durable=True, auto_delete=False,
                      queue_arguments=self._typed())
 
+    def suspect_queue(self) -> Queue:
+        """Redelivered messages, each counted as an attempt, tried one at a time: when one of
+        them kills its process, only it is delivered again (and counted again), not the
+        messages that happened to be prefetched with it."""
+        return Queue(self.suspect_name, self.exchange, routing_key=SUSPECT, durable=True, auto_delete=False,
+                     queue_arguments=self._typed())
+
     def bindings_queue(self) -> Queue:
         """Holds one message: the bindings the listener declared at its last start (AMQP
         cannot list a queue's bindings, so the listener keeps them on the broker itself)."""
@@ -93,9 +104,10 @@ class Topology:
                                                   "x-dead-letter-routing-key": DUE}))
 
     def side_queues(self, delays: Iterable[float]) -> list[Queue]:
-        """The parked and bindings queues and one delay queue per distinct delay (seconds)."""
+        """The parked, suspect and bindings queues and one delay queue per distinct delay (seconds)."""
         distinct = sorted({int(d * 1000) for d in delays})
-        return [self.parked_queue(), self.bindings_queue(), *(self.delay_queue(ms) for ms in distinct)]
+        return [self.parked_queue(), self.suspect_queue(), self.bindings_queue(),
+                *(self.delay_queue(ms) for ms in distinct)]
 
     def all_queue_names(self, delays: Iterable[float]) -> list[str]:
         return [self.queue_name, *(q.name for q in self.side_queues(delays))]

@@ -323,14 +323,20 @@ class ListenerProcess:
     """One listener subprocess (this file run as a script)."""
 
     def __init__(self, directory: Path, index: int, *, broker_url: str, name: str, prefix: str,
-                 sleep: float = 0.0, concurrency: int = 4, prefetch: int = 50, grace: float = 30.0) -> None:
-        self.out = directory / f"handled-{index}.txt"
+                 sleep: float = 0.0, concurrency: int = 4, prefetch: int = 50, grace: float = 30.0,
+                 out: Path | None = None, **more: Any) -> None:
+        """``more``: further options of the script (``timeout=``, ``hang_on=``, ``exit_on=``,
+        ``max_attempts=``, ``retry_delay=``); ``out``: a record file shared by several runs."""
+        self.out = out or directory / f"handled-{index}.txt"
         self.started = directory / f"started-{index}.txt"
         self.log = directory / f"listener-{index}.log"
         self.args = [sys.executable, str(Path(__file__).resolve()), "--broker-url", broker_url, "--name", name,
                      "--prefix", prefix, "--out", str(self.out), "--started", str(self.started),
                      "--sleep", str(sleep), "--concurrency", str(concurrency), "--prefetch", str(prefetch),
                      "--grace", str(grace)]
+        for option, value in more.items():
+            if value is not None:
+                self.args += ["--" + option.replace("_", "-"), str(value)]
         self.popen: subprocess.Popen | None = None
 
     def start(self) -> "ListenerProcess":
@@ -418,6 +424,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--prefetch", type=int, default=50)
     parser.add_argument("--grace", type=float, default=30.0)
+    parser.add_argument("--timeout", type=float, default=None, help="handler_timeout (default: none)")
+    parser.add_argument("--hang-on", default=None, help="taskId whose handler hangs (short sleeps, for an hour)")
+    parser.add_argument("--block-on", default=None, help="taskId whose handler blocks in one hour-long sleep")
+    parser.add_argument("--exit-on", default=None, help="taskId whose handler kills the process (os._exit)")
+    parser.add_argument("--max-attempts", type=int, default=5)
+    parser.add_argument("--retry-delay", type=float, default=0.2)
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(threadName)s %(name)s: %(message)s")
 
@@ -428,19 +440,28 @@ def main(argv: list[str] | None = None) -> int:
     started = _append(options.started)
     pid = os.getpid()
     app = Listener(options.name, broker_url=options.broker_url, declare_exchanges=True,
-                   concurrency=options.concurrency, prefetch=options.prefetch, grace_period=options.grace)
+                   concurrency=options.concurrency, prefetch=options.prefetch, grace_period=options.grace,
+                   handler_timeout=options.timeout,
+                   retry={"max_attempts": options.max_attempts, "delay": options.retry_delay, "backoff": 1})
 
     @app.on(QueueEvents({"exchangePrefix": options.prefix}).taskCompleted)
     def record(message: Any, ctx: Any) -> None:
         task_id = message.routing.taskId
         started(task_id)
+        if task_id == options.exit_on:
+            os._exit(3)  # a segfault, an OOM kill: no cleanup, nothing acked
+        if task_id == options.hang_on:
+            for _ in range(72_000):  # a service that never answers, polled
+                time.sleep(0.05)
+        if task_id == options.block_on:
+            time.sleep(3600)  # one blocking call: a worker thread cannot be interrupted in it
         if options.sleep:
             time.sleep(options.sleep)
         done(f"{task_id} {int(message.redelivered)} {pid}")
 
-    app.run()
-    logging.getLogger("faultkit").info("exiting: %s", app.stats.snapshot())
-    return 0
+    summary = app.run()
+    logging.getLogger("faultkit").info("exiting: %s", summary)
+    return summary.exit_status
 
 
 if __name__ == "__main__":
