@@ -328,8 +328,8 @@ def test_pulse_credentials_from_the_environment(monkeypatch):
     assert app.topology.exchange.name == "exchange/ci-bot/reactor"
     conn = app.connection()
     assert (conn.hostname, conn.port, conn.userid, conn.password) == ("pulse.mozilla.org", 5671, "ci-bot", "pa/ss:word")
-    assert isinstance(conn.ssl, ssl.SSLContext) and conn.ssl.verify_mode == ssl.CERT_REQUIRED
-    assert conn.ssl.check_hostname
+    # py-amqp ignores an SSLContext: the verification is given as its options (chain and host name)
+    assert conn.ssl == {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": "pulse.mozilla.org"}
     assert "pa/ss" not in repr(app) and "pa%2Fss" not in repr(app)
     monkeypatch.setenv("PULSE_HOST", "pulse.example.org")
     assert Listener("reactor").connection().hostname == "pulse.example.org"
@@ -394,7 +394,8 @@ def test_malformed_retry_headers_and_dispatch_failures_park_and_the_loop_goes_on
 
 def test_a_refused_retry_copy_returns_the_original_to_the_queue(broker, make_listener, monkeypatch):
     """When publishing the retry copy fails (a nack, say), the original is not acked: it goes
-    back to the queue, comes again marked redelivered, and the retry happens then."""
+    back to the queue and comes again marked redelivered, which counts as an attempt: the
+    second attempt runs then."""
     from kombu import Producer
 
     app = make_listener()
@@ -418,6 +419,6 @@ def test_a_refused_retry_copy_returns_the_original_to_the_queue(broker, make_lis
     monkeypatch.setattr(Producer, "publish", publish)
     app.declare()
     broker.publish("task-failed", task_key(slug(), GROUP), task_status("t", GROUP, "failed"))
-    run_listener(app, lambda: (2, False) in calls)
-    assert refused and calls == [(1, False), (1, True), (2, False)]
+    run_listener(app, lambda: (2, True) in calls)
+    assert refused and calls == [(1, False), (2, True)]
     assert broker.count(app.queue_name) == 0 and broker.count(f"{app.queue_name}/parked") == 0
