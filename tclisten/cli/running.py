@@ -98,9 +98,6 @@ def _run_workers(args: argparse.Namespace, values: Mapping[str, Any], workers: i
         raise UsageError(f"workers {workers}: this installation cannot start worker processes (tclisten.workers "
                          f"is missing); start {workers} copies of `tclisten run` instead: they share the queue")
     workers_module = importlib.import_module("tclisten.workers")
-    overrides = listener_values(values)
-
-    def build() -> Any:  # called in each worker process
-        return load_target(args.target, overrides=overrides)[0]
-
+    # Picklable (workers are spawned, not forked): loads the target again in each worker.
+    build = workers_module.TargetBuilder(args.target, listener_values(values))
     return int(workers_module.run_workers(build, workers, wait_for_broker=values.get("wait_for_broker")))
