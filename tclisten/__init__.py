@@ -11,9 +11,46 @@ builds no class until one is asked for.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # the real names for type checkers and editors; at run time __getattr__ imports them
+    from .app import (EXIT_UNFINISHED as EXIT_UNFINISHED, Hook as Hook, Listener as Listener,
+                      StopSummary as StopSummary, default_listener as default_listener, on as on, run as run)
+    from .config import (ListenerConfig as ListenerConfig, build_listener as build_listener,
+                         load_config as load_config)
+    from .context import Context as Context
+    from .exceptions import (BindingError as BindingError, BrokerError as BrokerError, CallError as CallError,
+                             ConfigError as ConfigError, CredentialsError as CredentialsError,
+                             HandlerTimeout as HandlerTimeout, Park as Park,
+                             ReferenceFormatError as ReferenceFormatError, Retry as Retry,
+                             TaskclusterAuthFailure as TaskclusterAuthFailure,
+                             TaskclusterConnectionError as TaskclusterConnectionError,
+                             TaskclusterFailure as TaskclusterFailure,
+                             TaskclusterRestFailure as TaskclusterRestFailure,
+                             TaskclusterTopicExchangeFailure as TaskclusterTopicExchangeFailure,
+                             TclistenError as TclistenError)
+    from .exchanges import (AuthEvents as AuthEvents, GithubEvents as GithubEvents,
+                            HooksEvents as HooksEvents, NotifyEvents as NotifyEvents,
+                            QueueEvents as QueueEvents, SchedulerEvents as SchedulerEvents, Topic as Topic,
+                            WorkerManagerEvents as WorkerManagerEvents, exchanges_class as exchanges_class)
+    from .health import HealthServer as HealthServer
+    from .matching import TopicMatcher as TopicMatcher
+    from .message import (Message as Message, Routing as Routing)
+    from .parked import ParkedMessage as ParkedMessage
+    from .policy import RetryPolicy as RetryPolicy
+    from .taskcluster.client import (Auth as Auth, BaseClient as BaseClient, Github as Github, Hooks as Hooks,
+                                     Index as Index, Notify as Notify, Object as Object,
+                                     PurgeCache as PurgeCache, Queue as Queue, Scheduler as Scheduler,
+                                     Secrets as Secrets, WebServer as WebServer,
+                                     WorkerManager as WorkerManager, client_class as client_class)
+    from .taskcluster.credentials import (Credentials as Credentials,
+                                          createTemporaryCredentials as createTemporaryCredentials)
+    from .taskcluster.utils import (dumpJson as dumpJson, fromNow as fromNow, fromNowJSON as fromNowJSON,
+                                    isExpired as isExpired, satisfies as satisfies, scopeMatch as scopeMatch,
+                                    slugId as slugId, stableSlugId as stableSlugId, stringDate as stringDate)
+    from .testing.factories import (FactoryMessage as FactoryMessage, message_for as message_for)
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {

@@ -63,13 +63,16 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from . import yamlfile
 from .exceptions import BindingError, ConfigError, did_you_mean
 from .options import LOG_FORMATS, LOG_LEVELS, OPTIONS, Option
 from .policy import RETRY_KEYS, RetryPolicy
 from .yamlfile import LineMapping, Reader, kind_of, plain
+
+if TYPE_CHECKING:  # the listener (and kombu with it) is imported when one is built
+    from .app import Listener
 
 logger = logging.getLogger(__name__)
 
@@ -333,24 +336,10 @@ def load_config(path: str | os.PathLike, *, environ: Mapping[str, str] | None = 
     top = r.expand_tree(top, 1, "")
 
     values: dict[str, Any] = {"name": r.get(top, "name", "str", "", required=True)}
-    given = set()
-    for name, option in {**OPTIONS, **PROCESS_OPTIONS}.items():
-        if name in _PULSE_KEYS or option.kind == "mapping" or name == "broker_url":
-            continue
-        values[name] = r.option(top, name, declared=option)
-        if values[name] is not None or (option.nullable and name in top):
-            given.add(name)
+    given = _options(r, top, values)
     values["broker_url"] = _broker_url(r, top)
     if top.get("pulse") is not None:
-        pulse = r.mapping(top["pulse"], top.lines["pulse"], "pulse")
-        r.known_keys(pulse, tuple(_PULSE_KEYS.values()), "pulse.")
-        for name, key in _PULSE_KEYS.items():
-            values[name] = r.option(pulse, name, "pulse.", key=key)
-        for key in ("username", "password"):
-            if values[f"pulse_{key}"] is None:
-                raise r.fail(pulse.line, f"pulse.{key}", "missing; expected a string")
-        if values["broker_url"] is not None:
-            raise r.fail(top.lines["pulse"], "pulse", "give either broker_url or pulse, not both")
+        values.update(_pulse(r, top, broker_url_given=values["broker_url"] is not None))
     if top.get("taskcluster") is not None:
         values["taskcluster"] = _taskcluster(r, r.mapping(top["taskcluster"], top.lines["taskcluster"], "taskcluster"))
     if top.get("retry") is not None:
@@ -362,19 +351,46 @@ def load_config(path: str | os.PathLike, *, environ: Mapping[str, str] | None = 
     if r.unset:
         logger.debug("%s: left out values naming unset variables %s (inspection only)", path,
                      ", ".join(sorted(set(r.unset))))
+    values["bindings"] = _bindings(r, top, path.resolve().parent, resolve_handlers)
+    lines = {str(k): v for k, v in top.lines.items()}
+    return ListenerConfig(source=path, lines=lines, given=frozenset(given), **values)
 
+
+def _options(r: Reader, top: LineMapping, values: dict[str, Any]) -> set[str]:
+    """Read every plain option of the file into ``values``; returns the names the file gives
+    (a ``null`` counts where the option allows it)."""
+    given = set()
+    for name, option in {**OPTIONS, **PROCESS_OPTIONS}.items():
+        if name in _PULSE_KEYS or option.kind == "mapping" or name == "broker_url":
+            continue
+        values[name] = r.option(top, name, declared=option)
+        if values[name] is not None or (option.nullable and name in top):
+            given.add(name)
+    return given
+
+
+def _pulse(r: Reader, top: LineMapping, *, broker_url_given: bool) -> dict[str, Any]:
+    """The ``pulse`` section: the Listener keywords it stands for (``pulse_username``, ...)."""
+    pulse = r.mapping(top["pulse"], top.lines["pulse"], "pulse")
+    r.known_keys(pulse, tuple(_PULSE_KEYS.values()), "pulse.")
+    values = {name: r.option(pulse, name, "pulse.", key=key) for name, key in _PULSE_KEYS.items()}
+    for key in ("username", "password"):
+        if values[f"pulse_{key}"] is None:
+            raise r.fail(pulse.line, f"pulse.{key}", "missing; expected a string")
+    if broker_url_given:
+        raise r.fail(top.lines["pulse"], "pulse", "give either broker_url or pulse, not both")
+    return values
+
+
+def _bindings(r: Reader, top: LineMapping, base: Path, resolve_handlers: bool) -> tuple[BindingConfig, ...]:
     bindings = top.get("bindings")
     if bindings is None:
         raise r.fail(top.line, "bindings", "missing; expected a list of {exchange, fields or route, handler}")
     if not isinstance(bindings, list) or not bindings:
         raise r.fail(top.lines["bindings"], "bindings", "expected a non-empty list of {exchange, fields or "
                                                         f"route, handler}}, found {kind_of(bindings)}")
-    base = path.resolve().parent
-    values["bindings"] = tuple(
-        _binding(r, item, i, getattr(item, "line", top.lines["bindings"]), base, resolve_handlers)
-        for i, item in enumerate(bindings))
-    lines = {str(k): v for k, v in top.lines.items()}
-    return ListenerConfig(source=path, lines=lines, given=frozenset(given), **values)
+    return tuple(_binding(r, item, i, getattr(item, "line", top.lines["bindings"]), base, resolve_handlers)
+                 for i, item in enumerate(bindings))
 
 
 # --------------------------------------------------------------------------- handlers
@@ -387,7 +403,8 @@ def _file_module(file: Path) -> Any:
     file = file.resolve()
     stem = file.stem
     existing = sys.modules.get(stem)
-    if existing is not None and getattr(existing, "__file__", None) and Path(existing.__file__).resolve() == file:
+    existing_file = getattr(existing, "__file__", None) if existing is not None else None
+    if existing_file and Path(existing_file).resolve() == file:
         return existing
     name = stem
     if not stem.isidentifier() or existing is not None:
@@ -458,7 +475,7 @@ def import_object(spec: str, *, base: str | os.PathLike | None = None) -> Any:
 # --------------------------------------------------------------------------- building
 
 
-def build_listener(config: ListenerConfig, *, overrides: Mapping[str, Any] | None = None) -> Any:
+def build_listener(config: ListenerConfig, *, overrides: Mapping[str, Any] | None = None) -> Listener:
     """The :class:`~tclisten.app.Listener` a :class:`ListenerConfig` describes, handlers
     bound; ``overrides`` (Listener keywords, e.g. from ``tclisten run --prefetch``) win over
     the file.  Errors are :class:`ConfigError` naming the file and line (or the override)."""

@@ -12,7 +12,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:
+    from .taskcluster.client import (Auth, Github, Hooks, Index, Notify, Object, PurgeCache, Queue, Scheduler,
+                                     Secrets, WebServer, WorkerManager)
 
 __all__ = ["ClientPool", "Context"]
 
@@ -78,6 +82,22 @@ class Context:
     ``ctx.logger``: the handler's logger; ``ctx.config``: the listener's configuration;
     ``ctx.listener``: the listener's name.
     """
+
+    if TYPE_CHECKING:
+        # What __getattr__ gives, one client per bundled service (tests/test_exports.py
+        # keeps the list equal to the bundled API references).
+        auth: Auth
+        github: Github
+        hooks: Hooks
+        index: Index
+        notify: Notify
+        object: Object
+        purge_cache: PurgeCache
+        queue: Queue
+        scheduler: Scheduler
+        secrets: Secrets
+        web_server: WebServer
+        worker_manager: WorkerManager
 
     def __init__(self, clients: ClientPool, *, logger: logging.Logger | None = None,
                  config: Mapping[str, Any] | None = None, listener: str = "", handler: str = "") -> None:

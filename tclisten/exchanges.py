@@ -30,7 +30,7 @@ import difflib
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .exceptions import BindingError, ConfigError, ReferenceFormatError, TaskclusterTopicExchangeFailure
 from .taskcluster.references import Exchange, ExchangesReference, RoutingKeyWord, bundled
@@ -82,6 +82,11 @@ class _Layout:
 
     __slots__ = ("words", "names", "index", "defaults", "ambiguous", "head_names", "tail_names",
                  "multi_name", "constants", "min_words")
+    names: tuple[str, ...]
+    head_names: tuple[str, ...]
+    multi_name: str | None  # the one multi-word word, if there is exactly one
+    tail_names: tuple[str, ...]
+    constants: tuple[tuple[int, str], ...]  # (position, word); a negative position counts from the end
 
     def __init__(self, words: tuple[RoutingKeyWord, ...]) -> None:
         self.words = words
@@ -273,21 +278,26 @@ class Topic:
 
     # ---------------------------------------------------------------- parsing
 
-    def parse(self, routing_key: str) -> dict[str, str]:
-        """Name the words of a routing key of this exchange (the multi-word word gets the
-        remaining words joined by ``.``, or ``''`` when there are none).
+    if TYPE_CHECKING:
+        # Each instance carries its own ``parse``, a closure fitted to its layout by
+        # _make_parser() (the per-message path); type checkers see that attribute.
+        parse: Callable[[str], dict[str, str]]
+    else:
+        def parse(self, routing_key: str) -> dict[str, str]:
+            """Name the words of a routing key of this exchange (the multi-word word gets the
+            remaining words joined by ``.``, or ``''`` when there are none).
 
-        Raises :class:`TaskclusterTopicExchangeFailure` for a key this exchange cannot
-        have published (another word count, a constant that differs: a CC route, say).
+            Raises :class:`TaskclusterTopicExchangeFailure` for a key this exchange cannot
+            have published (another word count, a constant that differs: a CC route, say).
 
-        >>> from tclisten.exchanges import QueueEvents
-        >>> QueueEvents.taskGroupResolved.parse("primary.tg.sched._")
-        {'routingKeyKind': 'primary', 'taskGroupId': 'tg', 'schedulerId': 'sched', 'reserved': '_'}
-        """
-        # replaced on each instance by _make_parser(); kept for help() and as the reference
-        return self._parse_general(routing_key)
+            >>> from tclisten.exchanges import QueueEvents
+            >>> QueueEvents.taskGroupResolved.parse("primary.tg.sched._")
+            {'routingKeyKind': 'primary', 'taskGroupId': 'tg', 'schedulerId': 'sched', 'reserved': '_'}
+            """
+            # shadowed on each instance by _make_parser(); kept for help() and as the reference
+            return self._parse_general(routing_key)
 
-    def _make_parser(self) -> Any:
+    def _make_parser(self) -> Callable[[str], dict[str, str]]:
         """A parse function for the usual layout (constants first, one multi-word word
         last): split, one length and one constant check, ``dict(zip())``; every other key
         or layout goes through :meth:`_parse_general`, which also words the errors."""
@@ -388,7 +398,7 @@ class Topic:
     def __hash__(self) -> int:
         return hash((self.exchange, self.service, self.name))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., Topic], tuple[ExchangesReference, str, str]]:
         return (_topic, (self.reference, self.name, self.exchange_prefix))
 
 
@@ -458,11 +468,11 @@ class ExchangesClient:
 
 
 _BASE_NAMES = frozenset(dir(ExchangesClient)) | {"options"}
-_classes: dict[ExchangesReference, type] = {}
+_classes: dict[ExchangesReference, type[ExchangesClient]] = {}
 _classes_lock = threading.Lock()
 
 
-def _build_class(reference: ExchangesReference) -> type:
+def _build_class(reference: ExchangesReference) -> type[ExchangesClient]:
     name = reference.class_name
     topics: dict[str, Topic] = {}
     for entry in reference.exchanges:
@@ -491,7 +501,7 @@ def _build_class(reference: ExchangesReference) -> type:
     return type(name, (ExchangesClient,), attributes)
 
 
-def exchanges_class(name_or_reference: str | ExchangesReference) -> type:
+def exchanges_class(name_or_reference: str | ExchangesReference) -> type[ExchangesClient]:
     """The exchanges class of a bundled service by class name, or built from any exchanges
     reference (cached: the same reference gives the same class).
 
@@ -547,6 +557,26 @@ def cc_routes(headers: Mapping[str, Any] | None) -> list[str]:
         if isinstance(key, str) and key.startswith(ROUTE_PREFIX):
             routes.append(key[len(ROUTE_PREFIX):])
     return routes
+
+
+if TYPE_CHECKING:
+    # What type checkers and editors know of the bundled exchanges classes, which are built
+    # from their references on first use (module __getattr__ below): every other attribute,
+    # on the class or on an instance, is a Topic. tests/test_exports.py keeps the list equal
+    # to the bundled exchanges references.
+    class _EventsType(type):
+        def __getattr__(cls, name: str) -> Topic: ...
+
+    class _ServiceEvents(ExchangesClient, metaclass=_EventsType):
+        def __getattr__(self, name: str) -> Topic: ...
+
+    class AuthEvents(_ServiceEvents): ...
+    class GithubEvents(_ServiceEvents): ...
+    class HooksEvents(_ServiceEvents): ...
+    class NotifyEvents(_ServiceEvents): ...
+    class QueueEvents(_ServiceEvents): ...
+    class SchedulerEvents(_ServiceEvents): ...
+    class WorkerManagerEvents(_ServiceEvents): ...
 
 
 def __getattr__(name: str) -> Any:

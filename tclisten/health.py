@@ -161,15 +161,17 @@ class StatsCollector:
         for family in families(self._stats, stall_after=self.stall_after):
             values = dict(family.samples)
             if family.type == "counter":
-                metric = CounterMetricFamily(family.name, family.help, labels=label_names)
-                metric.add_metric(label_values, values[""])
+                counter = CounterMetricFamily(family.name, family.help, labels=label_names)
+                counter.add_metric(label_values, values[""])
+                yield counter
             elif family.type == "summary":
-                metric = SummaryMetricFamily(family.name, family.help, labels=label_names)
-                metric.add_metric(label_values, count_value=values["_count"], sum_value=values["_sum"])
+                summary = SummaryMetricFamily(family.name, family.help, labels=label_names)
+                summary.add_metric(label_values, count_value=int(values["_count"]), sum_value=values["_sum"])
+                yield summary
             else:
-                metric = GaugeMetricFamily(family.name, family.help, labels=label_names)
-                metric.add_metric(label_values, values[""])
-            yield metric
+                gauge = GaugeMetricFamily(family.name, family.help, labels=label_names)
+                gauge.add_metric(label_values, values[""])
+                yield gauge
 
 
 def _prometheus_client() -> Any:
@@ -200,8 +202,14 @@ def register_collector(source: Any, registry: Any = None, *,
 
 
 class _Server(ThreadingHTTPServer):
+    """Serves one :class:`HealthServer`'s pages (``_Handler`` reads it as ``server.health``)."""
+
     daemon_threads = True
     block_on_close = False
+
+    def __init__(self, health: HealthServer, address: tuple[str, int]) -> None:
+        self.health = health
+        super().__init__(address, _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -305,11 +313,10 @@ class HealthServer:
         if self._server is not None:
             raise ConfigError("HealthServer is already serving")
         try:
-            server = _Server((self.host, self._port), _Handler)
+            server = _Server(self, (self.host, self._port))
         except OSError as exc:
             raise ConfigError(f"cannot serve health on {self.host}:{self._port}: {exc}", host=self.host,
                               port=self._port) from exc
-        server.health = self
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="tclisten-health", daemon=True)

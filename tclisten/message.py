@@ -25,6 +25,7 @@ class Routing(Mapping[str, str]):
     """
 
     __slots__ = ("_fields",)
+    _fields: dict[str, str]
 
     def __init__(self, fields: Mapping[str, str]) -> None:
         object.__setattr__(self, "_fields", dict(fields))

@@ -17,6 +17,7 @@ message was handled.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.util
 import logging
@@ -25,8 +26,9 @@ import threading
 import time
 import warnings
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, Iterator, Sequence, TextIO
 
 from kombu import Connection, Exchange, Producer
 
@@ -60,6 +62,10 @@ def _load_example(path: Path) -> Any:
     module = sys.modules.get(name)
     if module is None:
         spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            from ..exceptions import ConfigError
+
+            raise ConfigError(f"cannot import the example {path} (not a Python file?)")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -164,7 +170,8 @@ def _label(record: dict) -> str:
     """``task-exception (worker-shutdown) QotBKzuQQ2SiLOUqQ2oabw``: what a sample is."""
     kind = record["exchange"].rsplit("/", 1)[-1]
     body = record.get("body") or {}
-    status = body.get("status") if isinstance(body.get("status"), dict) else {}
+    found = body.get("status")
+    status: dict = found if isinstance(found, dict) else {}
     if status.get("runs") and status.get("state") == "exception":
         kind += f" ({status['runs'][-1].get('reasonResolved', '?')})"
     ident = status.get("taskId") or body.get("taskGroupId") or record["routing_key"]
@@ -218,23 +225,153 @@ def _forget(names: Sequence[str], exchanges: Sequence[str]) -> None:
         channel.close()
 
 
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Run the demo; returns the exit status (0: every message handled)."""
-    from ..testing.kit import FakeTaskclusterService, read_records
-
-    out = out or sys.stdout
-    parser = argparse.ArgumentParser(prog="tclisten demo", description=__doc__.split("\n\n")[0])
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tclisten demo", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--messages", metavar="FILE", help="JSON lines of message records "
                         "(default: the sample messages of the examples)")
     parser.add_argument("--max-reruns-per-group", type=int, default=1, metavar="N",
                         help="the reactor's budget per task group (default: 1)")
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    examples = examples_dir()
-    reactor_module = _load_example(examples / "reactor.py")
-    watcher_module = _load_example(examples / "group_watcher.py")
-    source = Path(args.messages) if args.messages else examples / "messages" / "all.jsonl"
+
+@dataclass
+class _Examples:
+    """The example reactor and group watcher, and the listener they make together."""
+
+    reactor: Any
+    watcher: Any
+    app: Any
+
+    @classmethod
+    def load(cls, fake: Any, max_reruns_per_group: int) -> _Examples:
+        examples = examples_dir()
+        reactor_module = _load_example(examples / "reactor.py")
+        watcher_module = _load_example(examples / "group_watcher.py")
+        reactor = reactor_module.Reactor()
+        watcher = watcher_module.GroupWatcher()
+        app = reactor_module.create_listener(
+            LISTENER_NAME, reactor=reactor, broker_url=BROKER_URL, declare_exchanges=True,
+            taskcluster=fake.options, concurrency=1, retry={"max_attempts": 3, "delay": 0},
+            config={"max_reruns_per_group": max_reruns_per_group})
+        from ..exchanges import QueueEvents
+
+        app.add_handler(watcher.on_group_resolved, QueueEvents.taskGroupResolved, name="report-resolved-groups")
+        return cls(reactor, watcher, app)
+
+
+@dataclass
+class _Outcome:
+    """What one run of the listener came to."""
+
+    expected: int  # deliveries some binding matches
+    stopped: Any  # the listener's StopSummary
+    timed_out: bool
+
+
+def _print_setup(app: Any, fake: Any, out: TextIO) -> None:
+    print("tclisten demo: the example reactor, offline", file=out)
+    print("  broker       kombu memory:// (inside this process)", file=out)
+    print(f"  Taskcluster  fake deployment at {fake.root_url}: Hawk and scopes verified, client "
+          f"{CLIENT_ID} with a key made for this run", file=out)
+    print(f"  listener     {app.name}, queue {app.queue_name}", file=out)
+    width = max(len(b.exchange) for b in app.bindings)
+    pattern_width = max(len(b.pattern) for b in app.bindings)
+    for b in app.bindings:
+        print(f"    {b.exchange:<{width}}  {b.pattern:<{pattern_width}}  -> {b.handler}", file=out)
+
+
+@contextlib.contextmanager
+def _handler_logs_printed(out: TextIO) -> Iterator[None]:
+    """The handlers' log lines go to ``out`` (and only there) while inside."""
+    logs = _Printer(out)
+    handler_logger = logging.getLogger("tclisten.handler")
+    saved = (handler_logger.propagate, handler_logger.level)
+    handler_logger.addHandler(logs)
+    handler_logger.propagate, handler_logger.level = False, logging.INFO
+    try:
+        yield
+    finally:
+        handler_logger.removeHandler(logs)
+        handler_logger.propagate, handler_logger.level = saved
+
+
+def _publish(app: Any, records: Sequence[dict], source: Path, out: TextIO) -> int:
+    """Declare the listener and publish ``records`` as Taskcluster would; returns how many of
+    them some binding matches (the deliveries to wait for)."""
+    exchanges = sorted({r["exchange"] for r in records})
+    expected = 0
+    with Connection(BROKER_URL) as conn:
+        channel = conn.channel()
+        for name in exchanges:  # the publisher owns its exchanges
+            Exchange(name, "topic", durable=True)(channel).declare()
+        app.declare(conn)
+        print(f"\npublishing {len(records)} message(s) from {source}:", file=out)
+        producer = Producer(channel)
+        label_width = max(len(_label(r)) for r in records)
+        for record in records:
+            matched = app.dispatcher.match(record["exchange"], record["routing_key"])
+            expected += bool(matched)
+            where = (f"-> {', '.join(h.name for h in matched)}" if matched
+                     else "no binding matches: the broker drops it")
+            print(f"  {_label(record):<{label_width}}  {where}", file=out)
+            producer.publish(record["body"], exchange=record["exchange"],
+                             routing_key=record["routing_key"], headers=dict(record.get("headers") or {}),
+                             serializer="json", delivery_mode=2, retry=False)
+        channel.close()
+    return expected
+
+
+def _run(app: Any, records: Sequence[dict], source: Path, timeout: float, out: TextIO) -> _Outcome:
+    """Publish, run the listener until its queue is empty, and leave the memory broker clean."""
+    timed_out = threading.Event()
+    try:
+        with _handler_logs_printed(out), warnings.catch_warnings():
+            # memory:// files unroutable messages under "ae.undeliver" with a warning;
+            # RabbitMQ drops them silently, and so does this demo
+            warnings.simplefilter("ignore")
+            expected = _publish(app, records, source, out)
+            print("\nrunning the listener (Listener.run) until its queue is empty:", file=out)
+            stopper = threading.Thread(target=_stop_when_idle, args=(app, expected, timeout, timed_out),
+                                       name="demo-stopper", daemon=True)
+            stopper.start()
+            stopped = app.run()
+            stopper.join()
+    finally:
+        _forget([*app.queue_names(), "ae.undeliver"],
+                [*sorted({r["exchange"] for r in records}), app.topology.exchange.name])
+    return _Outcome(expected, stopped, timed_out.is_set())
+
+
+def _print_summary(demo: _Examples, outcome: _Outcome, records: Sequence[dict], calls: Sequence[Any],
+                   elapsed: float, timeout: float, out: TextIO) -> int:
+    """Print what happened; returns the exit status (0: every message handled)."""
+    stats = demo.app.stats
+    counted = Counter(f"{c.service}.{c.function}" for c in calls)
+    verified = all(c.auth == "hawk" and c.client_id == CLIENT_ID for c in calls)
+    refused = [c for c in calls if c.status and c.status >= 400]
+    actions = Counter(d.action for d in demo.reactor.decisions)
+    print(f"\nsummary: {len(records)} published, {stats.received} delivered, {stats.handler_calls} handler "
+          f"call(s), {stats.retried} retried, {stats.parked} parked, in {elapsed:.1f} s", file=out)
+    print(f"  listener stopped: {outcome.stopped}", file=out)
+    print("  reactor decisions: " + (", ".join(f"{n} {a}" for a, n in sorted(actions.items())) or "none"), file=out)
+    print(f"  group reports: {len(demo.watcher.reports)}", file=out)
+    print("  REST calls" + (" (all Hawk-signed and verified)" if verified and counted else "") + ": "
+          + (", ".join(f"{name} x{n}" for name, n in sorted(counted.items())) or "none")
+          + (f"; {len(refused)} refused" if refused else ""), file=out)
+    if outcome.timed_out:
+        print(f"  the listener was still busy after {timeout:.0f} s", file=out)
+    failed = outcome.timed_out or stats.parked or stats.received < outcome.expected or refused
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Run the demo; returns the exit status (0: every message handled)."""
+    from ..testing.kit import FakeTaskclusterService, read_records
+
+    out = out or sys.stdout
+    args = _arguments(argv)
+    source = Path(args.messages) if args.messages else examples_dir() / "messages" / "all.jsonl"
     records = read_records(source)
     if not records:
         print(f"tclisten demo: {source} holds no message", file=sys.stderr)
@@ -243,90 +380,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     started = time.monotonic()
     with FakeTaskclusterService(client_id=CLIENT_ID, scopes=SCOPES) as tc:
         SampleQueue(records).install(tc)
-        reactor = reactor_module.Reactor()
-        watcher = watcher_module.GroupWatcher()
-        app = reactor_module.create_listener(
-            LISTENER_NAME, reactor=reactor, broker_url=BROKER_URL, declare_exchanges=True,
-            taskcluster=tc.options, concurrency=1, retry={"max_attempts": 3, "delay": 0},
-            config={"max_reruns_per_group": args.max_reruns_per_group})
-        from ..exchanges import QueueEvents
-
-        app.add_handler(watcher.on_group_resolved, QueueEvents.taskGroupResolved, name="report-resolved-groups")
-
-        print("tclisten demo: the example reactor, offline", file=out)
-        print("  broker       kombu memory:// (inside this process)", file=out)
-        print(f"  Taskcluster  fake deployment at {tc.root_url}: Hawk and scopes verified, client "
-              f"{CLIENT_ID} with a key made for this run", file=out)
-        print(f"  listener     {app.name}, queue {app.queue_name}", file=out)
-        width = max(len(b.exchange) for b in app.bindings)
-        pattern_width = max(len(b.pattern) for b in app.bindings)
-        for b in app.bindings:
-            print(f"    {b.exchange:<{width}}  {b.pattern:<{pattern_width}}  -> {b.handler}", file=out)
-
-        exchanges = sorted({r["exchange"] for r in records})
-        expected = 0
-        logs = _Printer(out)
-        handler_logger = logging.getLogger("tclisten.handler")
-        saved = (handler_logger.propagate, handler_logger.level)
-        handler_logger.addHandler(logs)
-        handler_logger.propagate, handler_logger.level = False, logging.INFO
-        timed_out = threading.Event()
-        try:
-            with warnings.catch_warnings():
-                # memory:// files unroutable messages under "ae.undeliver" with a warning;
-                # RabbitMQ drops them silently, and so does this demo
-                warnings.simplefilter("ignore")
-                with Connection(BROKER_URL) as conn:
-                    channel = conn.channel()
-                    for name in exchanges:  # the publisher owns its exchanges
-                        Exchange(name, "topic", durable=True)(channel).declare()
-                    app.declare(conn)
-                    print(f"\npublishing {len(records)} message(s) from {source}:", file=out)
-                    producer = Producer(channel)
-                    label_width = max(len(_label(r)) for r in records)
-                    for record in records:
-                        matched = app.dispatcher.match(record["exchange"], record["routing_key"])
-                        expected += bool(matched)
-                        where = (f"-> {', '.join(h.name for h in matched)}" if matched
-                                 else "no binding matches: the broker drops it")
-                        print(f"  {_label(record):<{label_width}}  {where}", file=out)
-                        producer.publish(record["body"], exchange=record["exchange"],
-                                         routing_key=record["routing_key"], headers=dict(record.get("headers") or {}),
-                                         serializer="json", delivery_mode=2, retry=False)
-                    channel.close()
-                print("\nrunning the listener (Listener.run) until its queue is empty:", file=out)
-                stopper = threading.Thread(target=_stop_when_idle, args=(app, expected, args.timeout, timed_out),
-                                           name="demo-stopper", daemon=True)
-                stopper.start()
-                stopped = app.run()
-                stopper.join()
-        finally:
-            handler_logger.removeHandler(logs)
-            handler_logger.propagate, handler_logger.level = saved
-            topology = app.topology
-            _forget([*app.queue_names(), "ae.undeliver"],
-                    [*exchanges, topology.exchange.name])
-
-        calls = Counter(f"{c.service}.{c.function}" for c in tc.calls)
-        verified = all(c.auth == "hawk" and c.client_id == CLIENT_ID for c in tc.calls)
-        refused = [c for c in tc.calls if c.status and c.status >= 400]
-
-    stats = app.stats
-    actions = Counter(d.action for d in reactor.decisions)
-    elapsed = time.monotonic() - started
-    print(f"\nsummary: {len(records)} published, {stats.received} delivered, {stats.handler_calls} handler "
-          f"call(s), {stats.retried} retried, {stats.parked} parked, in {elapsed:.1f} s", file=out)
-    print(f"  listener stopped: {stopped}", file=out)
-    print("  reactor decisions: " + (", ".join(f"{n} {a}" for a, n in sorted(actions.items())) or "none"), file=out)
-    print(f"  group reports: {len(watcher.reports)}", file=out)
-    print("  REST calls" + (" (all Hawk-signed and verified)" if verified and calls else "") + ": "
-          + (", ".join(f"{name} x{n}" for name, n in sorted(calls.items())) or "none")
-          + (f"; {len(refused)} refused" if refused else ""), file=out)
-    failed = timed_out.is_set() or stats.parked or stats.received < expected or refused
-    if timed_out.is_set():
-        print(f"  the listener was still busy after {args.timeout:.0f} s", file=out)
-    return 1 if failed else 0
-
+        demo = _Examples.load(tc, args.max_reruns_per_group)
+        _print_setup(demo.app, tc, out)
+        outcome = _run(demo.app, records, source, args.timeout, out)
+        calls = tc.calls
+    return _print_summary(demo, outcome, records, calls, time.monotonic() - started, args.timeout, out)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,9 +26,12 @@ import functools
 import inspect
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from ..exceptions import did_you_mean
+
+if TYPE_CHECKING:
+    from ..taskcluster.references import Exchange
 
 __all__ = [
     "FactoryMessage",
@@ -92,7 +95,7 @@ def _when(now: _dt.datetime | None, **delta: float) -> str:
 # --------------------------------------------------------------------------- routing keys
 
 
-def _exchange_spec(name: str):
+def _exchange_spec(name: str) -> tuple[str, Exchange, str]:
     """Find ``(class_name, Exchange, full exchange name)`` for a name or a Topic."""
     from ..taskcluster.references import ExchangesReference, bundled
 

@@ -28,6 +28,7 @@ The request path reads top to bottom in :meth:`FakeTaskcluster._serve`; Hawk is 
 from __future__ import annotations
 
 import datetime
+import enum
 import json
 import logging
 import re
@@ -39,7 +40,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping, TypeVar, Union
 
 
 from ..taskcluster import utils
@@ -48,6 +49,8 @@ from .fakeauth import _UNRESOLVED, _Authenticator, _AuthError, _derived_params, 
 from ..taskcluster.references import APIReference, ExchangesReference, Function, bundled, reference_facts
 
 logger = logging.getLogger(__name__)
+
+_Fake = TypeVar("_Fake", bound="FakeTaskcluster")  # start() and ``with`` give back the subclass they ran on
 
 __all__ = ["Call", "FakeTaskcluster", "Response", "error_body"]
 
@@ -184,20 +187,33 @@ class _Routes:
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    """Serves one :class:`FakeTaskcluster` (``_Handler`` reads it as ``server.fake``)."""
+
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
     request_queue_size = 128
+
+    def __init__(self, fake: FakeTaskcluster, address: tuple[str, int]) -> None:
+        self.fake = fake
+        super().__init__(address, _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # a client that went away (or stop() closing its socket) is not worth a traceback
         logger.debug("FakeTaskcluster connection from %s ended with an error", client_address, exc_info=True)
 
 
-_DROP = object()  # a fault: close the connection without answering
+class _Fault(enum.Enum):
+    DROP = "drop"  # close the connection without answering
+
+
+_DROP = _Fault.DROP
+#: What FakeTaskcluster._serve hands the request handler: (status, headers, body), or a drop.
+_Answer = Union[tuple[int, dict[str, str], bytes], Literal[_Fault.DROP]]
 
 
 class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "FakeTaskcluster/1"
 
@@ -217,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -290,7 +306,7 @@ class FakeTaskcluster:
         self._calls: list[Call] = []
         self._answers: dict[tuple[str, str], Any] = {}
         self._sequences: dict[tuple[str, str], deque] = {}
-        self._failures: deque = deque()
+        self._failures: deque[Response | Literal[_Fault.DROP]] = deque()
         self._released = threading.Event()
         self._released.set()
         self._sockets: set = set()
@@ -300,12 +316,11 @@ class FakeTaskcluster:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> "FakeTaskcluster":
+    def start(self: _Fake) -> _Fake:
         """Listen and serve in a background thread (done by ``with``)."""
         if self._server is not None:
             raise ConfigError("FakeTaskcluster is already running")
-        self._server = _HTTPServer(("127.0.0.1", self._port), _Handler)
-        self._server.fake = self
+        self._server = _HTTPServer(self, ("127.0.0.1", self._port))
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="FakeTaskcluster", daemon=True)
         self._thread.start()
@@ -321,7 +336,7 @@ class FakeTaskcluster:
         stopper.start()
         while stopper.is_alive():  # wake the accept loop now rather than at its next poll
             try:
-                socket.create_connection(server.server_address, timeout=1).close()
+                socket.create_connection(("127.0.0.1", server.server_port), timeout=1).close()
             except OSError:
                 pass
             stopper.join(0.005)
@@ -336,7 +351,7 @@ class FakeTaskcluster:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeTaskcluster":
+    def __enter__(self: _Fake) -> _Fake:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -487,7 +502,7 @@ class FakeTaskcluster:
 
     # ------------------------------------------------------------------ serving
 
-    def _serve(self, method: str, raw_path: str, headers: Any, body: bytes) -> tuple[int, dict, bytes]:
+    def _serve(self, method: str, raw_path: str, headers: Any, body: bytes) -> _Answer:
         request_id = str(uuid.uuid4())
         path, _, query_string = raw_path.partition("?")
         pairs = urllib.parse.parse_qsl(query_string, keep_blank_values=True)
@@ -606,7 +621,7 @@ class FakeTaskcluster:
         return Response(200, answer)
 
     @staticmethod
-    def _encode(response: Response, request_id: str) -> tuple[int, dict, bytes]:
+    def _encode(response: Response, request_id: str) -> tuple[int, dict[str, str], bytes]:
         headers = {"x-for-request-id": request_id}
         body = response.body
         if response.status == 204 or body is None:

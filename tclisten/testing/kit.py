@@ -182,7 +182,7 @@ def private_memory_transport() -> type:
     """
 
     class Channel(memory.Channel):
-        events = defaultdict(set)
+        events: defaultdict[str, set[Any]] = defaultdict(set)
         queues: dict = {}
         deadletter_queue = None  # unroutable messages are dropped, as RabbitMQ does
         matchers: dict = {}  # bindings of a topic exchange -> their TopicMatcher
