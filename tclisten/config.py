@@ -341,7 +341,8 @@ def load_config(path: str | os.PathLike, *, environ: Mapping[str, str] | None = 
     if top.get("pulse") is not None:
         values.update(_pulse(r, top, broker_url_given=values["broker_url"] is not None))
     if top.get("taskcluster") is not None:
-        values["taskcluster"] = _taskcluster(r, r.mapping(top["taskcluster"], top.lines["taskcluster"], "taskcluster"))
+        section = r.mapping(top["taskcluster"], top.lines["taskcluster"], "taskcluster")
+        values["taskcluster"] = _taskcluster(r, section)
     if top.get("retry") is not None:
         values["retry"] = _retry(r, top, "retry", "")
     if top.get("logging") is not None:

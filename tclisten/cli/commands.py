@@ -275,6 +275,30 @@ def _selection(p: argparse.ArgumentParser, *, everything: bool) -> None:
     p.add_argument("--limit", type=_positive, metavar="N", help="at most N messages")
 
 
+class _Commands:
+    """Adds subcommands to one ``add_subparsers`` level, each with the shared flags
+    (``--debug``, ``--log-level``) unless told otherwise."""
+
+    def __init__(self, into: Any, common: argparse.ArgumentParser, log: argparse.ArgumentParser) -> None:
+        self.into, self.common, self.log = into, common, log
+
+    def add(self, name: str, func: Callable[[argparse.Namespace], int] | None, help_: str,
+            parents: Sequence[argparse.ArgumentParser] | None = None, **kw: Any) -> argparse.ArgumentParser:
+        kw.setdefault("description", help_)
+        chosen = (self.common, self.log) if parents is None else parents
+        p = self.into.add_parser(name, parents=list(chosen), help=help_, **kw)
+        if func is not None:
+            p.set_defaults(func=func)
+        return p
+
+    def group(self, name: str, help_: str, *, description: str, dest: str, action_help: str) -> _Commands:
+        """A command of commands (``tclisten parked list``): the level below ``name``."""
+        p = self.add(name, None, help_, description=description)
+        sub = p.add_subparsers(dest=dest, metavar="ACTION", help=action_help)
+        sub.required = True
+        return _Commands(sub, self.common, self.log)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
@@ -291,34 +315,45 @@ def build_parser() -> argparse.ArgumentParser:
                "work left to the broker, 130 interrupted.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="what to do (COMMAND --help for more)")
     sub.required = True
+    commands = _Commands(sub, common, log)
+    _listener_commands(commands)
+    _message_commands(commands)
+    _parked_commands(commands.group("parked", "list, requeue or drop parked messages",
+                                    description="Messages that failed every attempt wait in the parked queue.",
+                                    dest="parked_command", action_help="what to do with them"))
+    _queue_commands(commands)
+    _reference_commands(commands.group("references", "import or check API/exchanges references",
+                                       description="Import or check Taskcluster API and exchanges references.",
+                                       dest="references_command", action_help="what to do"))
+    # the demo parses its own options (and --help): main() hands it whatever is left
+    p = sub.add_parser("demo", help="run the offline demonstration (tclisten demo --help)", add_help=False)
+    p.set_defaults(func=cmd_demo, demo_args=[])
+    return parser
 
-    def add(name: str, func: Callable[[argparse.Namespace], int] | None, help_: str,
-            into: Any = sub, parents: Sequence[argparse.ArgumentParser] = (common, log),
-            **kw: Any) -> argparse.ArgumentParser:
-        kw.setdefault("description", help_)
-        p = into.add_parser(name, parents=list(parents), help=help_, **kw)
-        if func is not None:
-            p.set_defaults(func=func)
-        return p
 
-    p = add("run", cmd_run, "consume and handle messages until SIGINT/SIGTERM", parents=[common])
+def _listener_commands(commands: _Commands) -> None:
+    """run, bindings, replay: a listener and its handlers."""
+    p = commands.add("run", cmd_run, "consume and handle messages until SIGINT/SIGTERM", parents=[commands.common])
     p.add_argument("target", help=TARGET_HELP)
     add_run_flags(p)
 
-    p = add("bindings", cmd_bindings, "print the queue and each binding (no broker), or --diff them")
+    p = commands.add("bindings", cmd_bindings, "print the queue and each binding (no broker), or --diff them")
     p.add_argument("target", help=TARGET_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--diff", action="store_true",
                    help="connect and show what the next start adds (+) and removes (-)")
     _connecting(p)
 
-    p = add("replay", cmd_replay, "run recorded messages (JSON lines) through the handlers, no broker")
+    p = commands.add("replay", cmd_replay, "run recorded messages (JSON lines) through the handlers, no broker")
     p.add_argument("file", help="JSON lines of {exchange, routing_key, body, headers} (- for stdin), "
                                 "or a .json file of one record or a list of them")
     p.add_argument("target", help=TARGET_HELP)
     p.add_argument("--progress", type=_positive, default=1000, metavar="N", help="a count on stderr every N")
 
-    p = add("record", cmd_record, "save live messages as JSON lines (temporary exclusive queue)")
+
+def _message_commands(commands: _Commands) -> None:
+    """record, publish: messages on any exchange, without a listener."""
+    p = commands.add("record", cmd_record, "save live messages as JSON lines (temporary exclusive queue)")
     p.add_argument("--exchange", action="append", required=True, metavar="EX",
                    help="QueueEvents.taskFailed or a full exchange name (repeatable)")
     p.add_argument("--pattern", default="#", help="routing-key pattern to bind (default: #)")
@@ -328,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", type=_positive, default=100, metavar="N", help="a count on stderr every N")
     _connecting(p, broker_help="AMQP URL (default: TCLISTEN_BROKER_URL, else PULSE_USERNAME/PASSWORD)")
 
-    p = add("publish", cmd_publish, "send a schema-valid sample message (or your own body) to an exchange")
+    p = commands.add("publish", cmd_publish,
+                     "send a schema-valid sample message (or your own body) to an exchange")
     p.add_argument("exchange", help="QueueEvents.taskFailed, a full exchange name, or any exchange/... name")
     p.add_argument("--fields", nargs="+", action="extend", metavar="NAME=VALUE",
                    help="what the sample says (taskId=..., provisionerId=..., runId=1, state=...)")
@@ -341,51 +377,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help="declare the exchange when it is missing (a local broker only)")
     _connecting(p, broker_help="AMQP URL (default: TCLISTEN_BROKER_URL, else PULSE_USERNAME/PASSWORD)")
 
-    parked = add("parked", None, "list, requeue or drop parked messages",
-                 description="Messages that failed every attempt wait in the parked queue.")
-    parked_sub = parked.add_subparsers(dest="parked_command", metavar="ACTION", help="what to do with them")
-    parked_sub.required = True
-    p = add("list", cmd_parked_list, "print parked messages: position, reason, failure, time (they stay parked)",
-            into=parked_sub)
+
+def _parked_commands(parked: _Commands) -> None:
+    """parked list, requeue, drop."""
+    p = parked.add("list", cmd_parked_list, "print parked messages: position, reason, failure, time "
+                   "(they stay parked)")
     p.add_argument("target", help=TARGET_HELP)
     p.add_argument("--json", action="store_true", help="one JSON object per line, every failure in full")
     _selection(p, everything=False)
     _connecting(p)
-    p = add("requeue", cmd_parked_requeue, "move parked messages back to the queue for another round",
-            into=parked_sub)
+    p = parked.add("requeue", cmd_parked_requeue, "move parked messages back to the queue for another round")
     p.add_argument("target", help=TARGET_HELP)
     _selection(p, everything=True)
     _connecting(p)
-    p = add("drop", cmd_parked_drop, "delete parked messages for good (asks first)", into=parked_sub)
+    p = parked.add("drop", cmd_parked_drop, "delete parked messages for good (asks first)")
     p.add_argument("target", help=TARGET_HELP)
     _selection(p, everything=True)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _connecting(p)
 
-    p = add("delete", cmd_delete, "delete the listener's queues and exchange (asks first)")
+
+def _queue_commands(commands: _Commands) -> None:
+    """delete, migrate: the listener's queues themselves."""
+    p = commands.add("delete", cmd_delete, "delete the listener's queues and exchange (asks first)")
     p.add_argument("target", help=TARGET_HELP)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _connecting(p)
 
-    p = add("migrate", cmd_migrate, "move the listener's queues to another queue type, keeping their messages")
+    p = commands.add("migrate", cmd_migrate,
+                     "move the listener's queues to another queue type, keeping their messages")
     p.add_argument("target", help=TARGET_HELP)
     p.add_argument("--queue-type", required=True, choices=QUEUE_TYPES, help="the queue type to move to")
     _connecting(p)
 
-    refs = add("references", None, "import or check API/exchanges references",
-               description="Import or check Taskcluster API and exchanges references.")
-    refs_sub = refs.add_subparsers(dest="references_command", metavar="ACTION", help="what to do")
-    refs_sub.required = True
-    p = add("import", cmd_references_import, "write references in deployment layout", into=refs_sub)
+
+def _reference_commands(refs: _Commands) -> None:
+    """references import, check."""
+    p = refs.add("import", cmd_references_import, "write references in deployment layout")
     p.add_argument("sources", nargs="+", metavar="SRC", help="directory, reference file, apis.json or rootUrl")
     p.add_argument("--dest", default="references", help="output folder (default: ./references)")
-    p = add("check", cmd_references_check, "load and validate references, print counts", into=refs_sub)
+    p = refs.add("check", cmd_references_check, "load and validate references, print counts")
     p.add_argument("source", metavar="SRC", help="directory, reference file, apis.json or rootUrl")
-
-    # the demo parses its own options (and --help): main() hands it whatever is left
-    p = sub.add_parser("demo", help="run the offline demonstration (tclisten demo --help)", add_help=False)
-    p.set_defaults(func=cmd_demo, demo_args=[])
-    return parser
 
 
 def _one_line(exc: BaseException) -> str:

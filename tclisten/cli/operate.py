@@ -20,7 +20,7 @@ import os
 import sys
 import time
 import uuid
-from typing import Any, Callable, Iterator, TextIO, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TextIO, TypeVar
 
 from ..exceptions import BrokerError, ConfigError
 from .overrides import collect, listener_values
@@ -398,6 +398,30 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _check_exchanges(conn: Any, exchanges: Sequence[str]) -> None:
+    """Pulse exchanges belong to their publishers: check that each exists, never declare one."""
+    from kombu import Exchange
+
+    for name in exchanges:
+        try:
+            with conn.channel() as check:
+                Exchange(name, "topic", passive=True)(check).declare()
+        except conn.channel_errors as exc:
+            raise BrokerError(f"exchange {name!r} does not exist ({exc})", exchange=name) from exc
+
+
+def _as_record(message: Any) -> dict[str, Any]:
+    """A delivery as ``tclisten record`` writes it: exchange, routing_key, body (the JSON, else
+    the text) and headers."""
+    info = message.delivery_info
+    try:
+        body: Any = json.loads(message.body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else message.body
+    return {"exchange": info.get("exchange", ""), "routing_key": info.get("routing_key", ""),
+            "body": body, "headers": dict(message.headers or {})}
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from kombu import Consumer, Exchange, Queue, binding
 
@@ -413,12 +437,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout if args.timeout else None
     try:
         with broker_errors(address), probe.connection() as conn:
-            for name in exchanges:  # Pulse exchanges belong to their publishers: check, never declare
-                try:
-                    with conn.channel() as check:
-                        Exchange(name, "topic", passive=True)(check).declare()
-                except conn.channel_errors as exc:
-                    raise BrokerError(f"exchange {name!r} does not exist ({exc})", exchange=name) from exc
+            _check_exchanges(conn, exchanges)
             queue = Queue(queue_name, bindings=[binding(Exchange(name, "topic", passive=True),
                                                         routing_key=args.pattern) for name in exchanges],
                           exclusive=True, auto_delete=True, durable=False)
@@ -426,14 +445,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             def on_message(message: Any) -> None:
                 if args.count and progress.count >= args.count:
                     return  # prefetched beyond --count: left unacked, dropped with the queue
-                info = message.delivery_info
-                try:
-                    body: Any = json.loads(message.body)
-                except (ValueError, UnicodeDecodeError, RecursionError):
-                    body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else message.body
-                record = {"exchange": info.get("exchange", ""), "routing_key": info.get("routing_key", ""),
-                          "body": body, "headers": dict(message.headers or {})}
-                output.write(json.dumps(record, default=_json_default, sort_keys=True) + "\n")
+                output.write(json.dumps(_as_record(message), default=_json_default, sort_keys=True) + "\n")
                 output.flush()
                 message.ack()
                 progress.tick()

@@ -204,6 +204,19 @@ def verify_certificate(certificate: Any, client_id: str,
     >>> key == temp["accessToken"], scopes
     (True, ['a'])
     """
+    seed, scopes, issuer = _certificate_fields(certificate, client_id)
+    _check_validity(certificate, now=time.time() if now is None else now, clock_skew=clock_skew)
+    try:
+        issuer_token, issuer_scopes = issuer_lookup(issuer)
+    except KeyError:
+        raise CredentialsError(f"ext.certificate issuer {issuer!r} is not a known client") from None
+    named = client_id if "issuer" in certificate else None
+    _check_issued(certificate, issuer, issuer_token, list(issuer_scopes), scopes, named)
+    return derive_access_token(issuer_token, seed), scopes
+
+
+def _certificate_fields(certificate: Any, client_id: str) -> tuple[str, list[str], str]:
+    """The certificate's shape checked, field by field: its seed, scopes and issuer."""
     fail = CredentialsError
     if not isinstance(certificate, Mapping):
         raise fail("ext.certificate must be a JSON object")
@@ -212,7 +225,8 @@ def verify_certificate(certificate: Any, client_id: str,
     seed = certificate.get("seed")
     if not isinstance(seed, str) or len(seed) != 44:
         raise fail("ext.certificate.seed must be a string of 44 characters")
-    start, expiry = _millis(certificate, "start"), _millis(certificate, "expiry")
+    for key in ("start", "expiry"):  # numbers; whether they hold now is _check_validity's
+        _millis(certificate, key)
     if not isinstance(certificate.get("signature"), str):
         raise fail("ext.certificate.signature must be a string")
     scopes = _scope_list(certificate.get("scopes"), "ext.certificate.scopes")
@@ -227,28 +241,34 @@ def verify_certificate(certificate: Any, client_id: str,
             raise fail("ext.certificate.issuer must differ from the clientId of named credentials")
     elif "clientId" in certificate:
         raise fail("ext.certificate.clientId may only be used with ext.certificate.issuer")
+    return seed, scopes, issuer
+
+
+def _check_validity(certificate: Mapping[str, Any], *, now: float, clock_skew: float) -> None:
+    """At most 31 days long, and valid at ``now`` (epoch seconds) give or take ``clock_skew``."""
+    start, expiry = _millis(certificate, "start"), _millis(certificate, "expiry")
     if expiry - start > _MAX_DURATION_MS:
-        raise fail("ext.certificate cannot be valid for more than 31 days")
-    now_ms = (time.time() if now is None else now) * 1000
+        raise CredentialsError("ext.certificate cannot be valid for more than 31 days")
+    now_ms = now * 1000
     if start > now_ms + clock_skew * 1000:
-        raise fail("ext.certificate.start is in the future")
+        raise CredentialsError("ext.certificate.start is in the future")
     if expiry < now_ms - clock_skew * 1000:
-        raise fail("ext.certificate.expiry is in the past: the temporary credentials have expired")
-    try:
-        issuer_token, issuer_scopes = issuer_lookup(issuer)
-    except KeyError:
-        raise fail(f"ext.certificate issuer {issuer!r} is not a known client") from None
-    named = client_id if "issuer" in certificate else None
+        raise CredentialsError("ext.certificate.expiry is in the past: the temporary credentials have expired")
+
+
+def _check_issued(certificate: Mapping[str, Any], issuer: str, issuer_token: str, issuer_scopes: list[str],
+                  scopes: list[str], named: str | None) -> None:
+    """Signed with the issuer's accessToken, granting no scope the issuer lacks (and, for
+    named credentials, an issuer allowed to create that client)."""
+    fail = CredentialsError
     expected = sign_certificate(certificate, issuer_token, client_id=named)
     if not hmac.compare_digest(expected, certificate["signature"]):
         raise fail("ext.certificate.signature is not valid (wrong issuer accessToken, or altered certificate)")
-    issuer_scopes = list(issuer_scopes)
     lacking = [s for s in scopes if not utils.scope_satisfied(issuer_scopes, s)]
     if lacking:
         raise fail(f"ext.certificate issuer {issuer!r} does not have the scopes it granted: {lacking}")
     if named is not None and not utils.scope_satisfied(issuer_scopes, f"auth:create-client:{named}"):
         raise fail(f"ext.certificate issuer {issuer!r} lacks auth:create-client:{named} for named credentials")
-    return derive_access_token(issuer_token, seed), scopes
 
 
 # --------------------------------------------------------------------------- Hawk ext

@@ -199,6 +199,36 @@ def _run(run_id: int, state: str, *, scheduled: str, worker_group: str | None,
     return run
 
 
+def _task_runs(run_id: int | None, state: str, *, worker_group: str | None, worker_id: str | None,
+               reason_resolved: str | None, reason_created: str | None,
+               now: _dt.datetime | None) -> list[dict]:
+    """The runs of a task whose run ``run_id`` is in ``state``: the earlier ones ended in an
+    infrastructure retry.  An unscheduled task has none."""
+    if run_id is None or state == "unscheduled":
+        return []
+    runs = [_run(earlier, "exception", scheduled=_when(now, hours=-1), worker_group=worker_group,
+                 worker_id=worker_id, reason_resolved="worker-shutdown", now=now,
+                 reason_created="scheduled" if earlier == 0 else "retry")
+            for earlier in range(run_id)]
+    runs.append(_run(run_id, state, scheduled=_when(now, minutes=-15), worker_group=worker_group,
+                     worker_id=worker_id, reason_resolved=reason_resolved, now=now,
+                     reason_created=reason_created or ("scheduled" if run_id == 0 else "retry")))
+    return runs
+
+
+def _run_fields(name: str, runs: list[dict], run_id: int | None) -> dict[str, Any]:
+    """What the body of exchange ``name`` says of the current run besides the status
+    (``runId``; ``workerGroup``, ``workerId`` and ``takenUntil`` once a worker claimed it)."""
+    fields: dict[str, Any] = {}
+    claimed = bool(runs) and "workerGroup" in runs[-1]
+    for key in _BODY_RUN_FIELDS[name]:
+        if key == "runId" and run_id is not None:
+            fields["runId"] = run_id
+        elif key in ("workerGroup", "workerId", "takenUntil") and claimed:
+            fields[key] = runs[-1][key]
+    return fields
+
+
 def _queue_task(name: str, *, taskId: str | None = None, taskGroupId: str | None = None,
                 runId: int | None = None, state: str | None = None,
                 reasonResolved: str | None = None, reasonCreated: str | None = None,
@@ -223,17 +253,8 @@ def _queue_task(name: str, *, taskId: str | None = None, taskGroupId: str | None
         retriesLeft = 0 if reasonResolved in AUTO_RETRY_REASONS else 5
     if runId is None:
         runId = 0 if state != "unscheduled" else None
-    runs: list[dict] = []
-    if runId is not None and state != "unscheduled":
-        for earlier in range(runId):  # earlier runs ended in an infrastructure retry
-            runs.append(_run(earlier, "exception", scheduled=_when(now, hours=-1),
-                             worker_group=workerGroup, worker_id=workerId,
-                             reason_resolved="worker-shutdown", now=now,
-                             reason_created="scheduled" if earlier == 0 else "retry"))
-        runs.append(_run(runId, state, scheduled=_when(now, minutes=-15),
-                         worker_group=workerGroup, worker_id=workerId,
-                         reason_resolved=reasonResolved, now=now,
-                         reason_created=reasonCreated or ("scheduled" if runId == 0 else "retry")))
+    runs = _task_runs(runId, state, worker_group=workerGroup, worker_id=workerId,
+                      reason_resolved=reasonResolved, reason_created=reasonCreated, now=now)
     status: dict[str, Any] = {
         "taskId": task_id, "provisionerId": provisionerId, "workerType": workerType,
         "taskQueueId": f"{provisionerId}/{workerType}", "schedulerId": schedulerId,
@@ -243,15 +264,7 @@ def _queue_task(name: str, *, taskId: str | None = None, taskGroupId: str | None
     }
     if priority is not None:
         status["priority"] = priority
-    body: dict[str, Any] = {"version": 1, "status": status}
-    claimed = bool(runs) and "workerGroup" in runs[-1]
-    for key in _BODY_RUN_FIELDS[name]:
-        if key == "runId" and runId is not None:
-            body["runId"] = runId
-        elif key in ("workerGroup", "workerId") and claimed:
-            body[key] = runs[-1][key]
-        elif key == "takenUntil" and claimed:
-            body["takenUntil"] = runs[-1]["takenUntil"]
+    body: dict[str, Any] = {"version": 1, "status": status, **_run_fields(name, runs, runId)}
     if name == "artifactCreated":
         body["artifact"] = {"storageType": storageType, "name": artifactName,
                             "expires": status["expires"], "contentType": contentType}
