@@ -24,6 +24,7 @@ setup(
     install_requires=["kombu>=5.3", "requests>=2.25", "mohawk>=1.1", "pyyaml>=5.4"],
     extras_require={
         "prometheus": ["prometheus-client>=0.16"],
+        "bench": ["faststream[rabbit]>=0.5", "nameko>=2.14"],  # bench/: the peer frameworks measured
         "test": ["pytest>=7", "hypothesis>=6", "taskcluster>=60", "jsonschema>=4.18", "prometheus-client>=0.16", "build", "wheel", "pika>=1.3"],
     },
     entry_points={

@@ -35,11 +35,65 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER_URL = os.environ.get("TCLISTEN_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-_broker = urllib.parse.urlsplit(BROKER_URL)
-BROKER_HOST = f"{_broker.hostname or '127.0.0.1'}:{_broker.port or 5672}"
-BROKER_USER = urllib.parse.unquote(_broker.username or "guest")
-BROKER_PASSWORD = urllib.parse.unquote(_broker.password or "guest")
-BROKER_VHOST = urllib.parse.unquote(_broker.path[1:]) if len(_broker.path) > 1 else "/"
+#: Where the candidates consume from, when not ``BROKER_URL`` (the TLS benchmark: an
+#: ``amqps://localhost:PORT`` listener of the same node, its CA in ``TCLISTEN_BENCH_CA``).
+CONSUME_URL_VARIABLE = "TCLISTEN_BENCH_CONSUME_URL"
+CA_VARIABLE = "TCLISTEN_BENCH_CA"
+
+
+def _split(url: str) -> tuple[str, str, str, str]:
+    parts = urllib.parse.urlsplit(url)
+    default_port = 5671 if parts.scheme.endswith("amqps") else 5672
+    return (f"{parts.hostname or '127.0.0.1'}:{parts.port or default_port}", urllib.parse.unquote(parts.username or "guest"),
+            urllib.parse.unquote(parts.password or "guest"),
+            urllib.parse.unquote(parts.path[1:]) if len(parts.path) > 1 else "/")
+
+
+BROKER_HOST, BROKER_USER, BROKER_PASSWORD, BROKER_VHOST = _split(BROKER_URL)
+
+
+def use_broker(url: str, consume_url: str | None = None, ca: str | None = None) -> dict[str, str | None]:
+    """Point the bench (this process and the children it spawns from now on) at another
+    broker: publishing, declaring and counting at ``url``, consuming at ``consume_url``
+    (default: ``url``) trusting ``ca``.  Returns what to give back to :func:`restore_broker`."""
+    global BROKER_URL, BROKER_HOST, BROKER_USER, BROKER_PASSWORD, BROKER_VHOST
+    names = ("TCLISTEN_BENCH_BROKER_URL", CONSUME_URL_VARIABLE, CA_VARIABLE, "SSL_CERT_FILE")
+    saved = {name: os.environ.get(name) for name in names}
+    for name, value in zip(names, (url, consume_url, ca, ca)):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    BROKER_URL = url
+    BROKER_HOST, BROKER_USER, BROKER_PASSWORD, BROKER_VHOST = _split(url)
+    return saved
+
+
+def restore_broker(saved: dict[str, str | None]) -> None:
+    url = saved.get("TCLISTEN_BENCH_BROKER_URL") or "amqp://guest:guest@127.0.0.1:5672//"
+    use_broker(url)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def consume_url() -> str:
+    """The URL candidates consume from (``BROKER_URL`` unless a TLS run set another)."""
+    return os.environ.get(CONSUME_URL_VARIABLE) or BROKER_URL
+
+
+def tls_options() -> dict[str, Any] | None:
+    """py-amqp/kombu ``ssl=`` options for :func:`consume_url` (None: plain AMQP): the
+    certificate is verified against the bench's own CA, host name included."""
+    url = consume_url()
+    if not urllib.parse.urlsplit(url).scheme.endswith("amqps"):
+        return None
+    import ssl
+
+    return {"ca_certs": os.environ.get(CA_VARIABLE), "cert_reqs": ssl.CERT_REQUIRED,
+            "server_hostname": urllib.parse.urlsplit(url).hostname}
 
 #: The bench declares (and deletes) its own exchange, shaped like the queue's
 #: ``exchange/taskcluster-queue/v1/``.  Unique per run (children inherit it through the
@@ -161,16 +215,19 @@ def make_messages(count: int, seed: int = 6) -> list[BenchMessage]:
 # broker
 
 
-def connect() -> amqp.Connection:
-    """A py-amqp connection to the bench broker.
+def connect(consume: bool = False) -> amqp.Connection:
+    """A py-amqp connection to the bench broker (``consume``: to :func:`consume_url`, over
+    TLS when it is ``amqps://``).
 
     py-amqp sets ``TCP_USER_TIMEOUT`` to 1 s by default, and Linux applies it to zero-window
     probes: when RabbitMQ's credit flow stops reading a fast publisher for over a second (it
     does on a loaded 2-core machine), the connection dies with ETIMEDOUT.  Turned off here.
     """
-    conn = amqp.Connection(host=BROKER_HOST, userid=BROKER_USER, password=BROKER_PASSWORD,
-                           virtual_host=BROKER_VHOST, heartbeat=0,
-                           socket_settings={socket.TCP_USER_TIMEOUT: 0})
+    host, user, password, vhost = _split(consume_url()) if consume else (BROKER_HOST, BROKER_USER,
+                                                                          BROKER_PASSWORD, BROKER_VHOST)
+    tls = tls_options() if consume else None
+    conn = amqp.Connection(host=host, userid=user, password=password, virtual_host=vhost, heartbeat=0,
+                           socket_settings={socket.TCP_USER_TIMEOUT: 0}, ssl=tls or False)
     conn.connect()
     return conn
 
@@ -267,21 +324,41 @@ def depth(queue: str) -> int:
         conn.close()
 
 
-def broker_cpu_seconds() -> float | None:
-    """CPU seconds used so far by the local RabbitMQ (beam.smp), or None if not visible."""
-    tick = os.sysconf("SC_CLK_TCK")
+BROKER_PID_VARIABLE = "TCLISTEN_BENCH_BROKER_PID"
+
+
+def _beam_pid() -> int | None:
+    """The Erlang VM of the broker the bench uses: ``TCLISTEN_BENCH_BROKER_PID`` (a private
+    node), else the machine's own broker (the beam.smp outside the private nodes' folders:
+    other people's tests start private nodes on this machine too)."""
+    if os.environ.get(BROKER_PID_VARIABLE):
+        return int(os.environ[BROKER_PID_VARIABLE])
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "beam.smp":
+                    continue
+            if "tclisten-rabbitmq-" in os.readlink(f"/proc/{pid}/cwd"):
+                continue
         except OSError:
             continue
-        if "(beam.smp)" in stat:
-            fields = stat.rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / tick
+        return int(pid)
     return None
+
+
+def broker_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the bench's RabbitMQ (beam.smp), or None if not visible."""
+    pid = _beam_pid()
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def retrying(func: Callable[..., Any], *args: Any, attempts: int = 3, wait: float = 5.0, **kwargs: Any) -> Any:
@@ -343,6 +420,33 @@ def in_subprocess(func: Callable[..., Any], *args: Any, timeout: float = 300.0, 
     return value
 
 
+def max_rss_mib() -> float:
+    """Peak resident set size of this process so far."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the whole machine so far (/proc/stat), to tell how busy it
+    was over a window: ``busy_share(before, after)``."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU (all cores) that was busy between two readings."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else float("nan")
+
+
+def load() -> str:
+    """The machine's load averages (1, 5, 15 minutes), for the report."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def rss_bytes() -> int:
     """Current resident set size of this process."""
     with open("/proc/self/statm") as f:
@@ -392,7 +496,8 @@ def machine_info() -> dict[str, str]:
         "Python": sys.version.split()[0],
         "RabbitMQ": rabbit,
     }
-    for dist in ("kombu", "amqp", "requests", "mohawk", "taskcluster"):
+    for dist in ("kombu", "amqp", "requests", "mohawk", "taskcluster", "faststream", "aio-pika", "nameko",
+                 "eventlet"):
         info[dist] = version_of(dist)
     info["tclisten"] = tclisten_revision()
     return info

@@ -1,10 +1,13 @@
-"""Benchmark 5: resident memory across a long run (100,000 messages; fewer in quick mode).
+"""Benchmark: a backlog drained after downtime, and resident memory along the way
+(100,000 messages waiting in the queue; fewer in quick mode).
 
-Each candidate consumes the pre-published messages in a fresh process; its handler samples
-the process's RSS (``/proc/self/statm``) after every tenth of the run.  Growth is the RSS at
-the end minus the RSS at the first sample past both the first tenth and twice the prefetch
-window (start-up, first allocations and a full window of prefetched messages are behind us
-by then).  Target for tclisten: growth under 1 MiB.
+Each candidate's queue is filled while nothing consumes it (the listener was down), then the
+candidate starts in a fresh process and drains it; its handler samples the process's RSS
+(``/proc/self/statm``) after every tenth of the run, and the peak RSS (``ru_maxrss``) is taken
+at the end.  Growth is the RSS at the end minus the RSS at the first sample past both the
+first tenth and twice the prefetch window (start-up, first allocations and a full window of
+prefetched messages are behind us by then).  Targets for tclisten: growth under 1 MiB (flat),
+and the drain time against the peers (ratios of drain times, same round).
 
 >>> s = Sampler(10)
 >>> for _ in range(10):
@@ -21,8 +24,8 @@ from typing import Any
 from bench import common
 from bench.dispatch import handle
 
-CANDIDATES = ("kombu-mixin", "tclisten")
-BASELINE = "kombu-mixin"
+CANDIDATES = ("tclisten", "pyamqp-batched", "kombu-mixin", "faststream", "nameko")
+BASELINE = "tclisten"
 PREFETCH = 1000
 TARGET_GROWTH_MIB = 1.0
 
@@ -67,18 +70,47 @@ def consume_tclisten(queue: str, count: int, prefetch: int = PREFETCH) -> dict[s
     return sampler.result(figures)
 
 
-def consume_kombu_mixin(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+def _sampled(consumer: Any, queue: str, count: int, prefetch: int) -> dict[str, Any]:
+    """Run a dispatch-benchmark consumer whose handler is ``bench.dispatch.handle`` with the
+    sampler in its place (this process only)."""
     import bench.dispatch as dispatch
 
     sampler = Sampler(count)
-    dispatch.handle = sampler  # this process only: the mixin's callback calls dispatch.handle
-    figures = dispatch.consume_kombu_mixin(queue, count, prefetch)
+    dispatch.handle = sampler  # the consumers look it up at every call
+    figures = consumer(queue, count, prefetch)
     return sampler.result(figures)
 
 
+def consume_kombu_mixin(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+    import bench.dispatch as dispatch
+
+    return _sampled(dispatch.consume_kombu_mixin, queue, count, prefetch)
+
+
+def consume_pyamqp_batched(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+    import bench.dispatch as dispatch
+
+    return _sampled(dispatch.consume_pyamqp_batched, queue, count, prefetch)
+
+
+def consume_faststream(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+    from bench import peers
+
+    return _sampled(peers.consume_faststream, queue, count, prefetch)
+
+
+def consume_nameko(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+    from bench import peers
+
+    return _sampled(peers.consume_nameko, queue, count, prefetch)
+
+
+CONSUMERS = {"tclisten": consume_tclisten, "kombu-mixin": consume_kombu_mixin,
+             "pyamqp-batched": consume_pyamqp_batched, "faststream": consume_faststream, "nameko": consume_nameko}
+
+
 def consumer_for(candidate: str) -> Any:
-    if candidate == "tclisten":
-        return consume_tclisten
-    if candidate == "kombu-mixin":
-        return consume_kombu_mixin
-    raise ValueError(f"unknown memory candidate {candidate!r}; choose from {CANDIDATES}")
+    try:
+        return CONSUMERS[candidate]
+    except KeyError:
+        raise ValueError(f"unknown memory candidate {candidate!r}; choose from {CANDIDATES}") from None

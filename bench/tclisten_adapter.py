@@ -72,13 +72,18 @@ def name_of(queue: str) -> str:
 
 
 def build(name: str, handle: Callable[[Any], Any], *, prefetch: int = 1000, concurrency: int = 1,
-          after: Callable[[Any], None] | None = None, bindings: int = 3) -> Any:
+          after: Callable[[Any], None] | None = None, bindings: int = 3, consuming: bool = False,
+          **options: Any) -> Any:
     """A Listener ``name`` with the three bench handlers; each calls ``handle(message.body)``
-    and then ``after(app)``."""
+    and then ``after(app)``.  ``consuming``: on :func:`bench.common.consume_url` (TLS when
+    the benchmark says so: tclisten verifies the certificate, the CA comes from
+    ``SSL_CERT_FILE``), else on the broker the bench publishes to.  ``options`` go to the
+    Listener (``retry=``, ...)."""
     from tclisten.app import Listener
 
-    app = Listener(name, broker_url=common.BROKER_URL, prefetch=prefetch, concurrency=concurrency,
-                   declare_exchanges=True)
+    url = common.consume_url() if consuming else common.BROKER_URL
+    app = Listener(name, broker_url=url, prefetch=prefetch, concurrency=concurrency,
+                   declare_exchanges=True, **options)
     completed = topic()
 
     def by_provisioner(message: Any, ctx: Any) -> None:
@@ -142,8 +147,8 @@ def consume(queue: str, count: int, prefetch: int, handle: Callable[[Any], Any],
         if done:
             app.stop()
 
-    app = build(name_of(queue), handle, prefetch=prefetch, concurrency=concurrency, after=after)
+    app = build(name_of(queue), handle, prefetch=prefetch, concurrency=concurrency, after=after, consuming=True)
     app.run()
     probe.t1 = time.perf_counter()
     probe.cpu1 = time.process_time()
-    return probe.result()
+    return probe.result(max_rss_mib=common.max_rss_mib())

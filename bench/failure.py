@@ -1,0 +1,103 @@
+"""Benchmark: the failure path.  Every handler raises, so every message costs a retry copy
+(published to the listener's delay queue with publisher confirms) and then the ack of its
+original; against the same listener whose handlers succeed, in the same round.
+
+Two tclisten candidates on queues of their own, the same pre-published messages, the same
+listener settings (prefetch 1000, ``concurrency=1``, ``retry={"max_attempts": 3, "delay":
+600}``: the copies wait 10 minutes in ``.../retry/600000``, far longer than the run, and are
+deleted with the queues):
+
+- ``tclisten-ok``: the handlers read the taskId and return;
+- ``tclisten-failing``: the handlers read the taskId and raise ``RuntimeError``.
+
+Timed from the first handler call to ``run()`` returning, i.e. after the last copy was
+confirmed and the last original acked.  Goal: the failing path at >= 0.5x the throughput of
+the succeeding one.
+
+>>> CANDIDATES
+('tclisten-ok', 'tclisten-failing')
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from bench import common
+from bench.dispatch import handle
+from bench.probe import Probe
+
+CANDIDATES = ("tclisten-ok", "tclisten-failing")
+BASELINE = "tclisten-ok"
+PREFETCH = 1000
+RETRY = {"max_attempts": 3, "delay": 600}
+TARGET = 0.5
+
+
+class Failing(RuntimeError):
+    """What the failing handlers raise."""
+
+
+def consume(queue: str, count: int, prefetch: int = PREFETCH, fail: bool = False) -> dict[str, Any]:
+    from bench import tclisten_adapter
+
+    logging.getLogger("tclisten.dispatch").setLevel(logging.CRITICAL)  # one error line per failure otherwise
+    probe = Probe(count)
+    holder: dict[str, Any] = {}
+
+    def handler(body: Any) -> None:
+        handle(body)
+        if probe.hit():
+            holder["app"].stop()
+        if fail:
+            raise Failing("the bench's handlers fail")
+
+    app = holder["app"] = tclisten_adapter.build(tclisten_adapter.name_of(queue), handler, prefetch=prefetch,
+                                                 consuming=True, retry=RETRY)
+    summary = app.run()
+    probe.t1 = time.perf_counter()
+    probe.cpu1 = time.process_time()
+    return probe.result(retried=summary.retried, acked=summary.acked, max_rss_mib=common.max_rss_mib())
+
+
+def consume_failing(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+    return consume(queue, count, prefetch, fail=True)
+
+
+def consumer_for(candidate: str) -> Any:
+    if candidate == "tclisten-ok":
+        return consume
+    if candidate == "tclisten-failing":
+        return consume_failing
+    raise ValueError(f"unknown failure-path candidate {candidate!r}; choose from {CANDIDATES}")
+
+
+def declare(queue: str) -> None:
+    from bench import tclisten_adapter
+
+    tclisten_adapter.build(tclisten_adapter.name_of(queue), lambda body: None, retry=RETRY).declare()
+
+
+def delete(queue: str) -> None:
+    """The listener's queues, its delay queue for RETRY included, and its exchange."""
+    from bench import tclisten_adapter
+
+    app = tclisten_adapter.build(tclisten_adapter.name_of(queue), lambda body: None, retry=RETRY)
+    conn = common.connect()
+    try:
+        channel = conn.channel()
+        for name in app.queue_names():
+            channel.queue_delete(name)
+        channel.exchange_delete(app.topology.exchange.name)
+    finally:
+        conn.close()
+
+
+def retry_depth(queue: str) -> int:
+    """Copies waiting in the delay queue of the listener on ``queue``."""
+    from bench import tclisten_adapter
+
+    app = tclisten_adapter.build(tclisten_adapter.name_of(queue), lambda body: None, retry=RETRY)
+    delayed = [name for name in app.queue_names() if "/retry/" in name]
+    return sum(common.depth(name) for name in delayed)
