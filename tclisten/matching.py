@@ -185,6 +185,18 @@ class TopicMatcher:
     def __repr__(self) -> str:
         return f"<TopicMatcher {len(self._bindings)} bindings>"
 
+    @property
+    def cached_states(self) -> int:
+        """How many deterministic states are cached now (what the matcher's memory grows
+        with; at most :data:`MAX_STATES`, then the cache starts afresh).
+
+        >>> m = TopicMatcher()
+        >>> m.add("a.#", 1)
+        >>> m.match("a.b") and m.cached_states > 0
+        True
+        """
+        return len(self._states)
+
     def _insert(self, pattern: str, value: Hashable) -> None:
         """Add the pattern's words to the trie; its last node ends with ``value``."""
         node = self._root

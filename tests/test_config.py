@@ -80,8 +80,11 @@ def test_good_file(tmp_path):
     assert isinstance(cfg, ListenerConfig)
     assert cfg.name == "ci-reactor"
     assert cfg.broker_url == "amqp://guest:guest@127.0.0.1:5672//"
-    assert cfg.prefetch == 100 and cfg.concurrency == 2  # '${PREFETCH:-100}' became an int
-    assert cfg.max_length == 20000 and cfg.overflow == "reject-publish" and cfg.declare_exchanges is True
+    assert cfg.prefetch == 100
+    assert cfg.concurrency == 2  # '${PREFETCH:-100}' became an int
+    assert cfg.max_length == 20000
+    assert cfg.overflow == "reject-publish"
+    assert cfg.declare_exchanges is True
     assert cfg.retry == {"max_attempts": 3, "delay": 0.5}
     assert cfg.log_level == "DEBUG"
     assert cfg.config == {"channel": "#ci", "price": "$5", "nested": {"a": [1, 2]}}
@@ -94,9 +97,12 @@ def test_good_file(tmp_path):
     assert first.function.__name__ == "on_failed"
     assert (second.route, second.name, second.line) == ("index.project.example.#", "indexed", 29)
     # secrets stay out of the repr
-    assert "s3cr3t" not in repr(cfg) and "guest:guest" not in repr(cfg) and "#ci" not in repr(cfg)
+    assert "s3cr3t" not in repr(cfg)
+    assert "guest:guest" not in repr(cfg)
+    assert "#ci" not in repr(cfg)
     kwargs = cfg.listener_kwargs()
-    assert kwargs["prefetch"] == 100 and "heartbeat" not in kwargs
+    assert kwargs["prefetch"] == 100
+    assert "heartbeat" not in kwargs
     assert kwargs["config"] is not cfg.config
 
 
@@ -114,7 +120,8 @@ def test_pulse_section_and_env_values(tmp_path):
         """)
     cfg = load_config(path, environ={"PULSE_USERNAME": "alice", "PULSE_PASSWORD": "pw$1", "GRACE": "7"})
     assert (cfg.pulse_username, cfg.pulse_password, cfg.pulse_host) == ("alice", "pw$1", "pulse.example.com")
-    assert cfg.declare_exchanges is False and cfg.grace_period == 7.0
+    assert cfg.declare_exchanges is False
+    assert cfg.grace_period == 7.0
 
 
 def test_env_expansion_rules(tmp_path):
@@ -238,7 +245,8 @@ def test_missing_pieces(tmp_path):
 def test_duplicate_key_and_bad_yaml(tmp_path):
     path = write(tmp_path, GOOD.replace("concurrency: 2", "concurrency: 2\nprefetch: 3"))
     err = error_of(path)
-    assert str(err).startswith(f"{path}:11: ") and "appears twice" in str(err)
+    assert str(err).startswith(f"{path}:11: ")
+    assert "appears twice" in str(err)
     path = write(tmp_path, "name: [x\n")
     assert str(error_of(path)).startswith(f"{path}:")
     path = write(tmp_path, "name: !!python/object:os.system x\n")  # safe_load rules only
@@ -258,7 +266,8 @@ def test_env_errors_and_secrets_never_echoed(tmp_path):
     assert "hunter2" not in str(err)
     path = write(tmp_path, GOOD.replace("overflow: reject-publish", "overflow: ${OVER}"))
     err = error_of(path, environ={"TC_TOKEN": "s3cr3t-token", "OVER": "hunter2"})
-    assert "hunter2" not in str(err) and "'${OVER}'" in str(err)
+    assert "hunter2" not in str(err)
+    assert "'${OVER}'" in str(err)
     path = write(tmp_path, GOOD.replace("    accessToken: ${TC_TOKEN}", "    accessToken: 12345"))
     err = error_of(path)
     _check(err, path, 7, "taskcluster.credentials.accessToken", "expected a string, found an integer")
@@ -315,7 +324,8 @@ def test_docstring_examples():
     import tclisten.config as config
 
     result = doctest.testmod(config)
-    assert result.failed == 0 and result.attempted > 0
+    assert result.failed == 0
+    assert result.attempted > 0
 
 
 def test_module_docstring_example_is_a_valid_file(tmp_path):
@@ -327,7 +337,8 @@ def test_module_docstring_example_is_a_valid_file(tmp_path):
     cfg = load_config(path, resolve_handlers=False, environ={
         "PULSE_USERNAME": "u", "PULSE_PASSWORD": "p", "TASKCLUSTER_CLIENT_ID": "c",
         "TASKCLUSTER_ACCESS_TOKEN": "t"})
-    assert cfg.name == "ci-reactor" and len(cfg.bindings) == 3
+    assert cfg.name == "ci-reactor"
+    assert len(cfg.bindings) == 3
     assert cfg.taskcluster["rootUrl"] == "https://tc.example.com"
 
 
@@ -343,14 +354,17 @@ def test_health_port_reaches_the_listener(tmp_path):
 # --------------------------------------------------------------------------- one declaration of options
 
 
-def test_every_option_is_a_field_and_a_key():
+def test_every_option_is_a_field_and_a_key(tmp_path):
     """The loader reads tclisten.options: every declared option has its field and its key."""
-    from tclisten.config import _top_keys
     from tclisten.options import OPTIONS
 
     fields = {f.name for f in dataclasses.fields(ListenerConfig)}
-    assert set(OPTIONS) <= fields and "workers" in fields
-    keys = set(_top_keys())
+    assert set(OPTIONS) <= fields
+    assert "workers" in fields
+    path = write(tmp_path, "name: x\nno_such_key: 1\n")
+    with pytest.raises(ConfigError, match="unknown key") as info:
+        load_config(path)
+    keys = set(str(info.value).split("expected one of: ", 1)[1].split(", "))  # the keys a file may have
     assert {name for name in OPTIONS if not name.startswith("pulse_")} <= keys
 
 
@@ -386,27 +400,35 @@ bindings:
 def test_new_keys(tmp_path):
     cfg = load_config(write(tmp_path, NEW_KEYS), environ={})
     assert cfg.broker_url == ("amqp://guest:guest@127.0.0.1:5672//", "amqp://guest:guest@127.0.0.2:5672//")
-    assert cfg.handler_timeout is None and "handler_timeout" in cfg.given
+    assert cfg.handler_timeout is None
+    assert "handler_timeout" in cfg.given
     assert (cfg.queue_type, cfg.prune_bindings, cfg.validate) == ("quorum", False, True)
     assert (cfg.health_port, cfg.health_host, cfg.workers) == (0, "0.0.0.0", 3)
     assert (cfg.log_level, cfg.log_format) == ("WARNING", "json")
     kwargs = cfg.listener_kwargs()
-    assert kwargs["handler_timeout"] is None and "workers" not in kwargs
+    assert kwargs["handler_timeout"] is None
+    assert "workers" not in kwargs
     raw, full, routed = cfg.bindings
-    assert raw.routing_key == "mozilla-central.#" and raw.exchange == "exchange/hgpushes/v2"
+    assert raw.routing_key == "mozilla-central.#"
+    assert raw.exchange == "exchange/hgpushes/v2"
     assert (full.timeout, full.timeout_given, full.retry) == (5, True, {"max_attempts": 2, "delay": 0.5})
     assert (routed.timeout, routed.timeout_given) == (None, True)
     app = build_listener(cfg)
-    assert app.handler_timeout is None and app.queue_type == "quorum" and app.validate is True
+    assert app.handler_timeout is None
+    assert app.queue_type == "quorum"
+    assert app.validate is True
     assert app.address.urls == cfg.broker_url
     assert [(b.exchange, b.pattern) for b in app.bindings] == [
         ("exchange/hgpushes/v2", "mozilla-central.#"),
         ("exchange/taskcluster-queue/v1/task-failed", "primary.*.*.*.*.proj-example.*.*.*.#"),
         ("exchange/taskcluster-queue/v1/task-completed", "route.index.#")]
     on_failed = next(h for h in app.handlers if h.name.endswith("on_failed"))
-    assert on_failed.timeout == 5 and on_failed.retry.max_attempts == 2 and on_failed.retry.delay == 0.5
+    assert on_failed.timeout == 5
+    assert on_failed.retry.max_attempts == 2
+    assert on_failed.retry.delay == 0.5
     on_indexed = next(h for h in app.handlers if h.name.endswith("on_indexed"))
-    assert on_indexed.timeout is None and on_indexed.timeout_set
+    assert on_indexed.timeout is None
+    assert on_indexed.timeout_set
     # left out, handler_timeout is the Listener's default
     plain_cfg = load_config(write(tmp_path, GOOD), environ={"TC_TOKEN": "t"})
     assert "handler_timeout" not in plain_cfg.listener_kwargs()
@@ -454,7 +476,8 @@ def test_lenient_loading_skips_what_only_handlers_read(tmp_path):
     _check(err, path, 4, "taskcluster.rootUrl", "TASKCLUSTER_ROOT_URL is not set")
     cfg = load_config(path, environ={}, lenient=True)
     assert cfg.taskcluster == {"maxRetries": 3, "credentials": {"clientId": "project/ci"}}
-    assert "channel" not in cfg.config and cfg.config["price"] == "$5"
+    assert "channel" not in cfg.config
+    assert cfg.config["price"] == "$5"
     # everything else stays strict: the name, the broker and the bindings are needed to inspect
     path = write(tmp_path, GOOD.replace("name: ci-reactor", "name: ${LISTENER}"))
     _check(error_of(path, environ={}, lenient=True), path, 1, "name", "LISTENER is not set")
@@ -467,7 +490,8 @@ def test_build_listener_overrides(tmp_path):
     assert (app.prefetch, app.concurrency, app.handler_timeout, app.queue_type) == (7, 2, None, "quorum")
     with pytest.raises(ConfigError) as info:
         build_listener(cfg, overrides={"concurrency": 500})
-    assert "--concurrency" in str(info.value) and f"{path}:" not in str(info.value)
+    assert "--concurrency" in str(info.value)
+    assert f"{path}:" not in str(info.value)
     with pytest.raises(ConfigError, match="quorum"):  # the file's overflow does not fit a quorum queue
         build_listener(load_config(write(tmp_path, GOOD.replace("reject-publish", "reject-publish-dlx")),
                                    environ={"TC_TOKEN": "t"}), overrides={"queue_type": "quorum"})
@@ -479,4 +503,5 @@ def test_yamlfile_docstring_examples():
     import tclisten.yamlfile as yamlfile
 
     result = doctest.testmod(yamlfile)
-    assert result.failed == 0 and result.attempted > 0
+    assert result.failed == 0
+    assert result.attempted > 0

@@ -14,13 +14,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from kombu import Connection, Exchange, Producer
 
+from support.faultkit import wait_until
 from support.listener_kit import run_listener
 from tclisten.config import build_listener, load_config
 from tclisten.cli.demo import SCOPES, SampleQueue
@@ -89,25 +89,24 @@ def declare_exchanges(url: str, names) -> None:
 
 
 def wait_for_queue(url: str, name: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+    """Until the example consumes queue ``name``: a consumer means the listener declared the
+    queue and every binding."""
     with Connection(url) as conn:
-        while time.monotonic() < deadline:
+        def consumed() -> bool:
             if process.poll() is not None:
                 raise AssertionError(f"the example exited with {process.returncode}: {process.stderr.read()}")
             channel = conn.channel()
             try:
-                # a consumer means the listener declared the queue and every binding
-                if channel.queue_declare(name, passive=True).consumer_count:
-                    return
+                return bool(channel.queue_declare(name, passive=True).consumer_count)
             except conn.channel_errors:
-                pass
+                return False  # not declared yet
             finally:
                 try:
                     channel.close()
                 except Exception:
                     pass
-            time.sleep(0.1)
-    raise AssertionError(f"queue {name} never got its consumer")
+
+        wait_until(consumed, timeout, f"a consumer on queue {name}", interval=0.1)
 
 
 class Script:
@@ -162,14 +161,16 @@ def test_reactor_reruns_infrastructure_failures_within_its_budget():
             kit.run_until_idle()
             kit.publish_message(record_of(INFRA))  # delivered again (at least once delivery)
             kit.run_until_idle()
-            assert not kit.failures and not kit.parked
+            assert not kit.failures
+            assert not kit.parked
         got = [(d.task_id, d.reason, d.action) for d in decisions.decisions]
         assert got == [(INFRA, "worker-shutdown", "rerun"), (SECOND_INFRA, "internal-error", "skip"),
                        (CANCELED, "canceled", "ignore"), (INFRA, "worker-shutdown", "skip")]
         assert "budget spent" in decisions.decisions[1].why
         assert "already moved on: run 6 is pending" in decisions.decisions[3].why
         rerun, = tc.calls_to("queue", "rerunTask")
-        assert rerun.args == {"taskId": INFRA} and rerun.auth == "hawk"
+        assert rerun.args == {"taskId": INFRA}
+        assert rerun.auth == "hawk"
         assert [c.args["taskId"] for c in tc.calls_to("queue", "status")] == [INFRA, SECOND_INFRA, INFRA]
 
 
@@ -183,7 +184,8 @@ def test_reactor_skips_tasks_past_their_deadline_and_refunds_failed_reruns():
         with ListenerTestKit(app, taskcluster=tc) as kit:
             kit.publish_message(record_of(INFRA))
             kit.run_until_idle()
-        assert late.decisions[0].action == "skip" and "past its deadline" in late.decisions[0].why
+        assert late.decisions[0].action == "skip"
+        assert "past its deadline" in late.decisions[0].why
         assert not tc.calls_to("queue", "rerunTask")
 
         tc.respond_sequence("queue", "rerunTask", [Response(429, error_body("TooManyRequests", "busy"))])
@@ -194,7 +196,8 @@ def test_reactor_skips_tasks_past_their_deadline_and_refunds_failed_reruns():
             kit.publish_message(record_of(INFRA))
             kit.run_until_idle()
             assert [f.error.split(":")[0] for f in kit.failures] == ["tclisten.exceptions.TaskclusterRestFailure"]
-            assert kit.stats.retried == 1 and not kit.parked
+            assert kit.stats.retried == 1
+            assert not kit.parked
         # the refused rerun gave its budget back, so the retry could rerun the task
         assert [(d.task_id, d.action) for d in tight.decisions] == [(INFRA, "rerun")]
         assert [c.status for c in tc.calls_to("queue", "rerunTask")] == [429, 200]
@@ -205,7 +208,8 @@ def test_reactor_budget_per_hour():
     now = [0.0]
     budget = reactor.Budget(clock=lambda: now[0])
     limits = {"per_group": 10, "per_hour": 2}
-    assert budget.take("A", **limits) is None and budget.take("B", **limits) is None
+    assert budget.take("A", **limits) is None
+    assert budget.take("B", **limits) is None
     assert "last hour" in budget.take("C", **limits)
     now[0] = 3600.5
     assert budget.take("C", **limits) is None
@@ -223,7 +227,8 @@ def test_reactor_on_rabbitmq(vhost_url):
         publish(vhost_url, RECORDS)
         run_listener(app, lambda: len(decisions.decisions) == 3)
     assert sorted(d.action for d in decisions.decisions) == ["ignore", "rerun", "rerun"]
-    assert app.stats.received == 3 and app.stats.parked == 0
+    assert app.stats.received == 3
+    assert app.stats.parked == 0
 
 
 # --------------------------------------------------------------------------- group_watcher.py
@@ -282,7 +287,9 @@ EMAIL_ANSWERS = {"queue.task": {"metadata": {"name": "build-linux", "owner": "de
 def test_yaml_listener_through_the_kit():
     config = load_config(EXAMPLES / "listener.yaml", environ={"TASKCLUSTER_ROOT_URL": "https://tc.example.com"})
     app = build_listener(config)
-    assert config.name == "failure-mailer" and app.prefetch == 50 and app.concurrency == 2
+    assert config.name == "failure-mailer"
+    assert app.prefetch == 50
+    assert app.concurrency == 2
     with FakeTaskclusterService(EMAIL_ANSWERS) as tc, ListenerTestKit(app, taskcluster=tc) as kit:
         for record in RECORDS:
             kit.publish_message(record)
@@ -303,14 +310,14 @@ def test_yaml_listener_with_the_tclisten_command_on_rabbitmq(vhost_url):
         try:
             wait_for_queue(vhost_url, "queue/guest/failure-mailer", script.process)
             publish(vhost_url, [record_of(FAILED)])
-            deadline = time.monotonic() + 60
-            while not tc.calls_to("notify", "email") and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: tc.calls_to("notify", "email"), 60, "the listener's notify.email call")
         finally:
             status, stderr = script.interrupt()
         assert status == 0, stderr
         email, = tc.calls_to("notify", "email")
-        assert email.client_id == tc.client_id and email.auth == "hawk" and email.status == 200
+        assert email.client_id == tc.client_id
+        assert email.auth == "hawk"
+        assert email.status == 200
         assert f"told dev@example.com that {FAILED} failed" in stderr
         assert tc.credentials["accessToken"] not in stderr
 
@@ -320,4 +327,5 @@ def test_example_doctests():
 
     for name in ("reactor", "group_watcher"):
         result = doctest.testmod(load(name))
-        assert result.failed == 0 and result.attempted >= 1
+        assert result.failed == 0
+        assert result.attempted >= 1

@@ -60,9 +60,11 @@ def test_healthy_needs_a_connection_and_acks_while_messages_wait():
     stats.backlog = 40  # messages wait: the window starts at the last ack or connection
     assert stats.healthy(60, now=1059.0)[0]
     ok, reason = stats.healthy(60, now=1061.0)
-    assert not ok and reason == "40 message(s) waiting and no ack for 61 s"
+    assert not ok
+    assert reason == "40 message(s) waiting and no ack for 61 s"
     stats.last_ack = 1050.0
-    assert stats.healthy(60, now=1100.0)[0] and not stats.healthy(60, now=1111.0)[0]
+    assert stats.healthy(60, now=1100.0)[0]
+    assert not stats.healthy(60, now=1111.0)[0]
     stats.connected_now = False
     assert stats.healthy(60, now=1051.0) == (False, "not connected to the broker")
 
@@ -86,7 +88,8 @@ def parse_exposition(text: str) -> dict[str, float]:
             helps.add(name)
         elif line.startswith("# TYPE "):
             _, _, name, kind = line.split(" ")
-            assert kind in ("counter", "gauge", "summary", "histogram", "untyped") and name in helps
+            assert kind in ("counter", "gauge", "summary", "histogram", "untyped")
+            assert name in helps
             types[name] = kind
         else:
             match = _SAMPLE.match(line)
@@ -119,11 +122,14 @@ def test_metrics_text_is_valid_exposition_with_every_counter():
     assert samples["tclisten_messages_retried_total"] == 7
     assert samples["tclisten_messages_parked_total"] == 2
     assert samples["tclisten_reconnects_total"] == 1
-    assert samples["tclisten_handler_seconds_sum"] == 0.75 and samples["tclisten_handler_seconds_count"] == 2
+    assert samples["tclisten_handler_seconds_sum"] == 0.75
+    assert samples["tclisten_handler_seconds_count"] == 2
     assert samples["tclisten_queue_backlog"] == 12
-    assert samples["tclisten_connected"] == 1 and samples["tclisten_healthy"] == 1
+    assert samples["tclisten_connected"] == 1
+    assert samples["tclisten_healthy"] == 1
     fresh = parse_exposition(render_metrics(Stats()))
-    assert fresh["tclisten_reconnects_total"] == 0 and fresh["tclisten_connected"] == 0
+    assert fresh["tclisten_reconnects_total"] == 0
+    assert fresh["tclisten_connected"] == 0
     assert "tclisten_queue_backlog" not in fresh  # unknown until the first check: no sample
 
 
@@ -160,26 +166,35 @@ def test_prometheus_client_reads_the_text_and_the_collector_agrees():
 def test_health_server_answers_healthz_and_metrics(prometheus):
     stats = Stats()
     with HealthServer(stats, prometheus=prometheus) as server:
-        assert server.url.startswith("http://127.0.0.1:") and server.port > 0
+        assert server.url.startswith("http://127.0.0.1:")
+        assert server.port > 0
         status, headers, body = get(server.url + "/healthz")
-        assert status == 503 and headers["Content-Type"] == "application/json"
+        assert status == 503
+        assert headers["Content-Type"] == "application/json"
         assert json.loads(body)["reason"] == "not connected to the broker"
         stats.connected()
         stats.received, stats.acked = 5, 5
         status, _, body = get(server.url + "/healthz")
         answer = json.loads(body)
-        assert status == 200 and answer["healthy"] and answer["reason"] == "consuming" and answer["acked"] == 5
+        assert status == 200
+        assert answer["healthy"]
+        assert answer["reason"] == "consuming"
+        assert answer["acked"] == 5
         status, headers, body = get(server.url + "/metrics")
-        assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert status == 200
+        assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
         if prometheus is False:
             samples = parse_exposition(body.decode())
-            assert samples["tclisten_messages_acked_total"] == 5 and samples["tclisten_connected"] == 1
+            assert samples["tclisten_messages_acked_total"] == 5
+            assert samples["tclisten_connected"] == 1
         else:
             assert b"tclisten_messages_acked_total 5" in body
         status, _, body = get(server.url + "/healthz", method="HEAD")
-        assert status == 200 and body == b""
+        assert status == 200
+        assert body == b""
         status, _, body = get(server.url + "/nope")
-        assert status == 404 and b"/healthz" in body
+        assert status == 404
+        assert b"/healthz" in body
         with pytest.raises(ConfigError, match="cannot serve health"):
             HealthServer(stats, port=server.port).start()
     assert "not serving" in repr(server)
@@ -227,7 +242,8 @@ def test_health_of_a_running_listener_follows_consumption(broker):
             assert samples["tclisten_messages_acked_total" + label] == 10
             assert samples["tclisten_handler_seconds_count" + label] == 10
         status, _, body = get(server.url + "/healthz")
-        assert status == 503 and json.loads(body)["reason"] == "not connected to the broker"
+        assert status == 503
+        assert json.loads(body)["reason"] == "not connected to the broker"
 
 
 # -- queue hygiene -----------------------------------------------------------------------------------
@@ -280,7 +296,8 @@ def test_queue_with_other_arguments_is_a_clear_error_from_run_not_a_crash_loop(b
     thread.join(20)
     assert not thread.is_alive(), "run() kept retrying instead of raising"
     changed.stop()
-    assert len(errors) == 1 and isinstance(errors[0], BrokerError), errors
+    assert len(errors) == 1, errors
+    assert isinstance(errors[0], BrokerError), errors
     assert "x-max-length" in str(errors[0]) or "inequivalent" in str(errors[0])
     assert errors[0].queue == first.queue_name
     assert queue_counts(broker.url, first.queue_name) == (0, 0)  # untouched, nobody consuming
@@ -358,7 +375,8 @@ def test_listener_serves_health_and_metrics_while_it_runs(broker):
         wait_until(lambda: running.check() or len(seen) == 3 and app.stats.acked == 3, 20, "three messages acked")
         url = app.health.url  # port 0: the one the OS chose
         status, _, body = get(url + "/healthz")
-        assert status == 200 and json.loads(body)["listener"] == app.name
+        assert status == 200
+        assert json.loads(body)["listener"] == app.name
         samples = parse_exposition(get(url + "/metrics")[2].decode())
         assert samples[f'tclisten_messages_acked_total{{listener="{app.name}"}}'] == 3
     with pytest.raises(OSError):  # stopped with the listener

@@ -15,7 +15,8 @@ def readme_commands() -> list[str]:
 
 def test_readme_starts_with_two_commands():
     install_and_run, run_tests = readme_commands()
-    assert "pip install ." in install_and_run and "tclisten demo" in install_and_run
+    assert "pip install ." in install_and_run
+    assert "tclisten demo" in install_and_run
     assert "pytest" in run_tests
 
 
@@ -67,4 +68,5 @@ def test_readme_yaml_example_is_the_shipped_example():
     text = (ROOT / "README.md").read_text()
     shown = yaml.safe_load(re.search(r"```yaml\n(.*?)```", text, re.S).group(1))
     shipped = yaml.safe_load((ROOT / "examples" / "listener.yaml").read_text())
-    assert shown["bindings"] == shipped["bindings"] and shown["name"] == shipped["name"]
+    assert shown["bindings"] == shipped["bindings"]
+    assert shown["name"] == shipped["name"]

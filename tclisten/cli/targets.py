@@ -5,7 +5,10 @@ A target is always imported inside :func:`tclisten.app.inspecting`: a script who
 is ``app.run()`` (or ``tclisten.run()``) returns from it at once instead of consuming, and the
 command decides what to do with the listener (``tclisten run`` runs it, with its overrides).
 
->>> app, config = load_target("examples/listener.yaml", lenient=True)      # doctest: +SKIP
+>>> from tclisten.cli.demo import examples_dir
+>>> app, config = load_target(str(examples_dir() / "listener.yaml"), lenient=True)
+>>> config.name, [b.exchange.rsplit("/", 1)[1] for b in app.bindings]
+('failure-mailer', ['task-failed', 'task-completed'])
 """
 
 from __future__ import annotations

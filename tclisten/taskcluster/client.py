@@ -140,6 +140,16 @@ class BaseClient:
             self._auth = HawkAuth(credentials.clientId, credentials.accessToken,
                                   credentials.ext(self.authorized_scopes))
 
+    @property
+    def auth(self) -> HawkAuth | None:
+        """The requests auth hook that signs each call with Hawk; None for anonymous calls.
+
+        >>> from tclisten.taskcluster.client import Queue
+        >>> Queue({"rootUrl": "https://tc.example.com", "credentials": {"clientId": "c", "accessToken": "t"}}).auth
+        HawkAuth(client_id='c')
+        """
+        return self._auth
+
     def _make_session(self) -> requests.Session:
         """One keep-alive session for the client's life; the environment is read here, once."""
         import requests

@@ -309,7 +309,7 @@ class FakeTaskcluster:
         self._failures: deque[Response | Literal[_Fault.DROP]] = deque()
         self._released = threading.Event()
         self._released.set()
-        self._sockets: set = set()
+        self._sockets: set[socket.socket] = set()
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
@@ -417,7 +417,7 @@ class FakeTaskcluster:
         return f"http://127.0.0.1:{self._server.server_address[1] if self._server else self._port}" \
                f"/api/{route.service}/{route.version}{path}"
 
-    def _track(self, sock: Any, opened: bool) -> None:
+    def _track(self, sock: socket.socket, opened: bool) -> None:
         with self._lock:
             (self._sockets.add if opened else self._sockets.discard)(sock)
 
@@ -485,6 +485,17 @@ class FakeTaskcluster:
         """A copy of the recorded calls, oldest first."""
         with self._lock:
             return list(self._calls)
+
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open now (a keep-alive client holds one between
+        its calls).
+
+        >>> FakeTaskcluster().open_connections
+        0
+        """
+        with self._lock:
+            return len(self._sockets)
 
     def wait_for_calls(self, count: int, timeout: float = 10.0) -> list[Call]:
         """Wait until ``count`` calls have been answered (or dropped) since the last

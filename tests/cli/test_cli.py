@@ -75,7 +75,8 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 ])
 def test_help_everywhere(argv, capsys):
     status, out, _ = run_cli(capsys, *argv, "--help")
-    assert status == 0 and "usage: tclisten" in out
+    assert status == 0
+    assert "usage: tclisten" in out
 
 
 def _parsers(parser, path=("tclisten",)):
@@ -108,7 +109,8 @@ def test_every_option_of_every_command_has_help():
 ])
 def test_usage_errors_exit_2(argv, capsys):
     status, _, err = run_cli(capsys, *argv)
-    assert status == 2 and "error:" in err
+    assert status == 2
+    assert "error:" in err
 
 
 def test_config_errors_exit_2_in_one_line(tmp_path, capsys):
@@ -117,9 +119,11 @@ def test_config_errors_exit_2_in_one_line(tmp_path, capsys):
     assert status == 2
     assert err.strip() == f"tclisten: error: {path}:3: prefetch: expected an integer, found a string"
     status, _, err = run_cli(capsys, "bindings", str(path), "--debug")
-    assert status == 2 and "Traceback" in err
+    assert status == 2
+    assert "Traceback" in err
     status, _, err = run_cli(capsys, "bindings", str(tmp_path / "missing.yaml"))
-    assert status == 2 and "cannot be read" in err
+    assert status == 2
+    assert "cannot be read" in err
 
 
 # --------------------------------------------------------------------------- bindings
@@ -148,20 +152,25 @@ def test_bindings_yaml(tmp_path, capsys):
                                     "primary.*.*.*.*.*.*.*.*.#"]
     assert lines[4].split()[1] == "route.index.project.#"
     warnings = err.strip().splitlines()
-    assert len(warnings) == 1 and "every message of exchange/taskcluster-queue/v1/task-exception" in warnings[0]
+    assert len(warnings) == 1
+    assert "every message of exchange/taskcluster-queue/v1/task-exception" in warnings[0]
 
     status, out, _ = run_cli(capsys, "bindings", "--json", str(path))
     data = json.loads(out)
-    assert data["queue"].startswith("queue/guest/") and len(data["bindings"]) == 3
+    assert data["queue"].startswith("queue/guest/")
+    assert len(data["bindings"]) == 3
 
 
 def test_catch_all_rule():
     failed = "exchange/taskcluster-queue/v1/task-failed"
-    assert catch_all(failed, "#") and catch_all(failed, "primary.#") and catch_all(failed, "*.#")
+    assert catch_all(failed, "#")
+    assert catch_all(failed, "primary.#")
+    assert catch_all(failed, "*.#")
     assert catch_all(failed, "route.#")
     assert not catch_all(failed, "route.index.#")
     assert not catch_all(failed, "primary.abc.*.*.*.*.*.*.*.#")
-    assert catch_all("exchange/someone/else", "#") and not catch_all("exchange/someone/else", "a.#")
+    assert catch_all("exchange/someone/else", "#")
+    assert not catch_all("exchange/someone/else", "a.#")
 
 
 def test_bindings_module_and_script_targets(tmp_path, capsys, monkeypatch):
@@ -181,7 +190,8 @@ def test_bindings_module_and_script_targets(tmp_path, capsys, monkeypatch):
     for target in (mod, f"{mod}:app", f"{mod}:make", f"{mod}.py", f"{mod}.py:app"):
         status, out, err = run_cli(capsys, "bindings", target)
         assert status == 0, err
-        assert f"queue/guest/{mod}" in out and "primary.*.gecko-level-3.#" in out, target
+        assert f"queue/guest/{mod}" in out, target
+        assert "primary.*.gecko-level-3.#" in out, target
     factory_mod = f"cli_factory_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{factory_mod}.py").write_text(textwrap.dedent("""\
         from tclisten.app import Listener
@@ -194,11 +204,14 @@ def test_bindings_module_and_script_targets(tmp_path, capsys, monkeypatch):
     for target in (factory_mod, f"{factory_mod}.py", f"{factory_mod}:create_listener"):
         status, out, err = run_cli(capsys, "bindings", target)
         assert status == 0, err
-        assert "queue/guest/from-factory" in out and "printer" in out, target
+        assert "queue/guest/from-factory" in out, target
+        assert "printer" in out, target
     status, _, err = run_cli(capsys, "bindings", f"{mod}:nothing")
-    assert status == 2 and "has no attribute 'nothing'" in err
+    assert status == 2
+    assert "has no attribute 'nothing'" in err
     status, _, err = run_cli(capsys, "bindings", "no_such_module_qq")
-    assert status == 2 and "No module named 'no_such_module_qq'" in err
+    assert status == 2
+    assert "No module named 'no_such_module_qq'" in err
 
 
 def test_bindings_decorated_script(tmp_path):
@@ -238,8 +251,8 @@ def test_replay(tmp_path, capsys):
     good.write_text("".join(json.dumps(m.as_record()) + "\n" for m in records) + "\n")
     status, out, err = run_cli(capsys, "replay", str(good), str(path), "--progress", "2")
     assert status == 0, err
-    assert out.startswith("replayed 3 messages (") and out.rstrip().endswith(
-        "1 handled, 0 failed, 2 unmatched")
+    assert out.startswith("replayed 3 messages (")
+    assert out.rstrip().endswith("1 handled, 0 failed, 2 unmatched")
     assert "replayed 2 messages ..." in err
 
     failing = message_for("QueueEvents.taskFailed", taskId="BAAAAAAAQAAAAAAAAAAAAA")
@@ -251,7 +264,8 @@ def test_replay(tmp_path, capsys):
     assert out.rstrip().endswith("1 handled, 1 failed, 0 unmatched, 2 invalid")
     assert re.search(rf"{re.escape(str(bad))}:2: \S*handlers\S*\.on_failed failed: "
                      "RuntimeError: boom on BAAAAAAAQAAAAAAAAAAAAA", err), err
-    assert f"{bad}:3: not JSON" in err and f"{bad}:4: expected an object" in err
+    assert f"{bad}:3: not JSON" in err
+    assert f"{bad}:4: expected an object" in err
 
 
 def test_replay_example_messages(tmp_path, capsys):
@@ -268,11 +282,16 @@ def test_replay_example_messages(tmp_path, capsys):
     # a pretty-printed .json sample is one record
     sample = ROOT / "examples" / "messages" / "task-exception-internal-error.json"
     status, out, _ = run_cli(capsys, "replay", str(sample), str(path))
-    assert status == 0 and out.startswith("replayed 1 messages") and "1 handled" in out
+    assert status == 0
+    assert out.startswith("replayed 1 messages")
+    assert "1 handled" in out
     many = tmp_path / "many.json"
     many.write_text(json.dumps([json.loads(sample.read_text())] * 2 + [{"bad": 1}]))
     status, out, err = run_cli(capsys, "replay", str(many), str(path))
-    assert status == 1 and "2 handled" in out and "1 invalid" in out and f"{many}:3: expected an object" in err
+    assert status == 1
+    assert "2 handled" in out
+    assert "1 invalid" in out
+    assert f"{many}:3: expected an object" in err
 
 
 # --------------------------------------------------------------------------- record (real broker)
@@ -307,19 +326,25 @@ def test_record_real_broker(tmp_path, broker_url):
             exchange(conn.channel()).delete()
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["routing_key"] for r in lines] == [m.routing_key for m in sent]
-    assert lines[0]["exchange"] == name and lines[0]["body"] == sent[0].body
+    assert lines[0]["exchange"] == name
+    assert lines[0]["body"] == sent[0].body
     assert lines[0]["headers"]["CC"] == ["route.index.a"]
 
 
 def test_record_missing_exchange_fails(capsys, broker_url):
     name = f"exchange/guest/tclisten-test-none-{uuid.uuid4().hex[:8]}"
     status, _, err = run_cli(capsys, "record", "--exchange", name, "--count", "1", "--broker-url", broker_url)
-    assert status == 1 and "does not exist" in err and "guest:guest" not in err
+    assert status == 1
+    assert "does not exist" in err
+    assert "guest:guest" not in err
     status, _, err = run_cli(capsys, "record", "--exchange", "QueueEvents.taskFailled", "--broker-url", broker_url)
-    assert status == 2 and "did you mean 'QueueEvents.taskFailed'" in err
+    assert status == 2
+    assert "did you mean 'QueueEvents.taskFailed'" in err
     wrong = broker_url.replace("guest:guest@", "guest:hunter2@")
     status, _, err = run_cli(capsys, "record", "--exchange", name, "--count", "1", "--broker-url", wrong)
-    assert status == 1 and "ACCESS_REFUSED" in err and "hunter2" not in err
+    assert status == 1
+    assert "ACCESS_REFUSED" in err
+    assert "hunter2" not in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -329,7 +354,8 @@ def test_docstring_examples():
     import tclisten.cli.commands as cli
 
     result = doctest.testmod(cli)
-    assert result.failed == 0 and result.attempted > 0
+    assert result.failed == 0
+    assert result.attempted > 0
 
 
 # --------------------------------------------------------------------------- references
@@ -344,16 +370,22 @@ def test_references_import_and_check(tmp_path, capsys, shared_references):
                            "--dest", str(dest)], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
-    assert (dest / "manifest.json").is_file() and (dest / "queue" / "v1" / "exchanges.json").is_file()
-    assert "manifest.json to" in done.stderr and str(dest / "manifest.json") in done.stdout
+    assert (dest / "manifest.json").is_file()
+    assert (dest / "queue" / "v1" / "exchanges.json").is_file()
+    assert "manifest.json to" in done.stderr
+    assert str(dest / "manifest.json") in done.stdout
     status, out, _ = run_cli(capsys, "references", "check", str(dest))
     assert status == 0
-    assert "QueueEvents" in out and "SchedulerEvents" in out and "references valid" in out
+    assert "QueueEvents" in out
+    assert "SchedulerEvents" in out
+    assert "references valid" in out
 
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({"serviceName": "x", "apiVersion": "v1", "entries": [{"type": "function"}]}))
     status, _, err = run_cli(capsys, "references", "check", str(broken))
-    assert status == 1 and "missing 'name'" in err and "Traceback" not in err
+    assert status == 1
+    assert "missing 'name'" in err
+    assert "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- demo
@@ -363,13 +395,15 @@ def test_demo_reserved(capsys):
     if importlib.util.find_spec("tclisten.cli.demo") is not None:
         pytest.skip("tclisten.cli.demo exists: the demo runs instead")
     status, _, err = run_cli(capsys, "demo")
-    assert status == 1 and "no demo" in err
+    assert status == 1
+    assert "no demo" in err
 
 
 def test_python_dash_m(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tclisten", "--help"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
-    assert done.returncode == 0 and "usage: tclisten" in done.stdout
+    assert done.returncode == 0
+    assert "usage: tclisten" in done.stdout
 
 
 def test_logging_is_configured_by_the_command(tmp_path, capsys):

@@ -37,23 +37,28 @@ def test_python_m_tclisten_demo_runs_offline_and_says_what_happened():
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "kombu memory://" in out and "Listener.run" in out
+    assert "kombu memory://" in out
+    assert "Listener.run" in out
     assert f"rerun {INFRA} (worker-shutdown)" in out
-    assert f"skip {SECOND_INFRA} (internal-error)" in out and "budget spent" in out
+    assert f"skip {SECOND_INFRA} (internal-error)" in out
+    assert "budget spent" in out
     assert f"ignore {CANCELED} (canceled)" in out
-    assert "task-completed fN1SbArXTPSVFNUvaOlinQ" in out and "no binding matches" in out
+    assert "task-completed fN1SbArXTPSVFNUvaOlinQ" in out
+    assert "no binding matches" in out
     assert "report-resolved-groups: task group Wt-6mxx-QlCQtBZXj5DNPw resolved: 5 task(s)" in out
     assert "summary: 7 published, 4 delivered, 4 handler call(s), 0 retried, 0 parked" in out
     assert "REST calls (all Hawk-signed and verified): queue.listTaskGroup x1, queue.rerunTask x1, " \
            "queue.status x2, queue.task x2" in out
-    assert "Traceback" not in done.stderr and "Warning" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Warning" not in done.stderr
 
 
 def test_main_twice_in_one_process_with_another_budget():
     for _ in range(2):  # the process-wide memory broker is left clean
         status, out = run_demo("--max-reruns-per-group", "3")
         assert status == 0, out
-        assert f"rerun {INFRA}" in out and f"rerun {SECOND_INFRA}" in out
+        assert f"rerun {INFRA}" in out
+        assert f"rerun {SECOND_INFRA}" in out
         assert "reactor decisions: 1 ignore, 2 rerun" in out
         assert "summary: 7 published, 4 delivered" in out
 
@@ -69,7 +74,8 @@ def test_own_messages_and_failures_give_exit_status_1(tmp_path):
     path = tmp_path / "mine.jsonl"
     path.write_text(json.dumps(good) + "\n")
     status, out = run_demo("--messages", str(path))
-    assert status == 0 and "reactor decisions: 1 rerun" in out
+    assert status == 0
+    assert "reactor decisions: 1 rerun" in out
     path.write_text(json.dumps(good) + "\n" + json.dumps(broken) + "\n")
     status, out = run_demo("--messages", str(path))
     assert status == 1
@@ -91,4 +97,5 @@ def test_doctests():
     import doctest
 
     result = doctest.testmod(demo)
-    assert result.failed == 0 and result.attempted >= 1
+    assert result.failed == 0
+    assert result.attempted >= 1

@@ -70,21 +70,28 @@ def test_parked_list_shows_each_message_and_never_crashes(parked_listener, liste
     assert "  parked: 2023-11-14T22:13:21Z after 3 attempt(s); handlers: handlers.on_failing\n" in out
     assert "  reason: RuntimeError: boom\n" in out
     assert "  last failure: handlers.on_failing RuntimeError at 2023-11-14T22:13:20Z: boom\n" in out
-    assert "    RuntimeError: boom\n" in out and "lines more with --json" in out  # the end of the traceback
-    assert "#2 exchange/guest/x deep" in out and "  body (not JSON, shown raw): [[[[" in out
+    assert "    RuntimeError: boom\n" in out
+    assert "lines more with --json" in out  # the end of the traceback
+    assert "#2 exchange/guest/x deep" in out
+    assert "  body (not JSON, shown raw): [[[[" in out
     assert "(100000 characters)" in out
-    assert "#3 exchange/guest/x binary" in out and "not json" in out
-    assert "#4 " in out and "unreadable x-tclisten-* headers" in out
+    assert "#3 exchange/guest/x binary" in out
+    assert "not json" in out
+    assert "#4 " in out
+    assert "unreadable x-tclisten-* headers" in out
     assert "4 parked message(s) in " in done.stderr
 
     done = tclisten("parked", "list", str(path), "--json", cwd=listeners.folder)
     records = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["position"] for r in records] == [1, 2, 3, 4]
-    assert records[0]["task_id"] == "fN1SbArXTPSVFNUvaOlinQ" and records[0]["failures"][0]["traceback"] == TRACEBACK
-    assert records[1]["raw_body"] and records[1]["body"] == "[" * 100_000
+    assert records[0]["task_id"] == "fN1SbArXTPSVFNUvaOlinQ"
+    assert records[0]["failures"][0]["traceback"] == TRACEBACK
+    assert records[1]["raw_body"]
+    assert records[1]["body"] == "[" * 100_000
     done = tclisten("parked", "list", str(path), "--task-id", "fN1SbArXTPSVFNUvaOlinQ", "--json",
                     cwd=listeners.folder)
-    assert len(done.stdout.splitlines()) == 1 and "1 parked message(s) matching" in done.stderr
+    assert len(done.stdout.splitlines()) == 1
+    assert "1 parked message(s) matching" in done.stderr
     done = tclisten("parked", "list", str(path), "--reason", "not JSON", "--limit", "1", cwd=listeners.folder)
     assert done.stdout.startswith("#2 ")
     assert message_count(listeners.broker_url, app.topology.parked_name) == 4  # listing took none away
@@ -94,18 +101,25 @@ def test_parked_requeue_and_drop(parked_listener, listeners):
     path, app = parked_listener
     folder = listeners.folder
     done = tclisten("parked", "requeue", str(path), cwd=folder)
-    assert done.returncode == 2 and "say which messages: --all, or --position" in done.stderr
+    assert done.returncode == 2
+    assert "say which messages: --all, or --position" in done.stderr
     done = tclisten("parked", "requeue", str(path), "--task-id", "fN1SbArXTPSVFNUvaOlinQ", cwd=folder)
-    assert done.returncode == 0 and done.stdout.startswith("requeued 1 parked message(s) into ")
+    assert done.returncode == 0
+    assert done.stdout.startswith("requeued 1 parked message(s) into ")
     assert message_count(listeners.broker_url, app.queue_name) == 1
     done = tclisten("parked", "drop", str(path), "--position", "1", cwd=folder)  # no terminal, no --yes
-    assert done.returncode == 2 and "pass --yes" in done.stderr
+    assert done.returncode == 2
+    assert "pass --yes" in done.stderr
     done = with_tty("parked", "drop", str(path), "--all", answer="n", cwd=folder)
-    assert done.returncode == 1 and "drop 3 parked message(s) of " in done.stderr and "nothing dropped" in done.stderr
+    assert done.returncode == 1
+    assert "drop 3 parked message(s) of " in done.stderr
+    assert "nothing dropped" in done.stderr
     done = tclisten("parked", "drop", str(path), "--position", "1", "--yes", cwd=folder)
-    assert done.returncode == 0 and done.stdout.startswith("dropped 1 parked message(s)")
+    assert done.returncode == 0
+    assert done.stdout.startswith("dropped 1 parked message(s)")
     done = with_tty("parked", "drop", str(path), "--all", answer="y", cwd=folder)
-    assert done.returncode == 0 and done.stdout.startswith("dropped 2 parked message(s)")
+    assert done.returncode == 0
+    assert done.stdout.startswith("dropped 2 parked message(s)")
     assert message_count(listeners.broker_url, app.topology.parked_name) == 0
 
 
@@ -118,7 +132,8 @@ def test_bindings_diff_reads_the_record_without_taking_it(listeners, broker_url)
     """, name=name)
     done = tclisten("bindings", "--diff", str(before), cwd=listeners.folder)
     assert done.returncode == 0, done.stderr
-    assert "no bindings recorded yet" in done.stdout and f"+ {exchange}  old.#" in done.stdout
+    assert "no bindings recorded yet" in done.stdout
+    assert f"+ {exchange}  old.#" in done.stdout
     app = build_listener(load_config(before))
     app.declare()  # a start: queues, bindings, and the record of them
     after = listeners.write(f"""\
@@ -141,9 +156,11 @@ def test_delete_asks_first(listeners, broker_url):
     app.declare()
     folder = listeners.folder
     done = tclisten("delete", str(path), cwd=folder)
-    assert done.returncode == 2 and "stdin is not a terminal, pass --yes" in done.stderr
+    assert done.returncode == 2
+    assert "stdin is not a terminal, pass --yes" in done.stderr
     done = with_tty("delete", str(path), answer="no", cwd=folder)
-    assert done.returncode == 1 and "nothing deleted" in done.stderr
+    assert done.returncode == 1
+    assert "nothing deleted" in done.stderr
     assert f"delete {len(app.queue_names())} queues and exchange {app.topology.exchange.name}? [y/N]" in done.stderr
     assert message_count(broker_url, app.queue_name) == 0  # still there
     done = with_tty("delete", str(path), answer="y", cwd=folder)
@@ -179,16 +196,22 @@ def test_publish_mistakes(broker_url, tmp_path):
     body = tmp_path / "b.json"
     body.write_text("{}")
     done = tclisten("publish", missing, "--file", str(body), "--routing-key", "x", "--broker-url", broker_url)
-    assert done.returncode == 1 and f"exchange '{missing}' does not exist" in done.stderr
-    assert "--declare-exchange" in done.stderr and "guest:guest" not in done.stderr
+    assert done.returncode == 1
+    assert f"exchange '{missing}' does not exist" in done.stderr
+    assert "--declare-exchange" in done.stderr
+    assert "guest:guest" not in done.stderr
     done = tclisten("publish", missing, "--broker-url", broker_url)
-    assert done.returncode == 2 and "no bundled reference, so no sample message" in done.stderr
+    assert done.returncode == 2
+    assert "no bundled reference, so no sample message" in done.stderr
     done = tclisten("publish", "QueueEvents.taskFailled", "--broker-url", broker_url)
-    assert done.returncode == 2 and "did you mean 'QueueEvents.taskFailed'?" in done.stderr
+    assert done.returncode == 2
+    assert "did you mean 'QueueEvents.taskFailed'?" in done.stderr
     done = tclisten("publish", "QueueEvents.taskFailed", "--fields", "taskID=x", "--broker-url", broker_url)
-    assert done.returncode == 2 and "did you mean 'taskId'?" in done.stderr
+    assert done.returncode == 2
+    assert "did you mean 'taskId'?" in done.stderr
     done = tclisten("publish", missing, "--file", str(body), "--routing-key", "x")
-    assert done.returncode == 2 and "no broker: give --broker-url" in done.stderr
+    assert done.returncode == 2
+    assert "no broker: give --broker-url" in done.stderr
 
 
 def test_publish_a_schema_valid_sample(private_node):
@@ -206,8 +229,10 @@ def test_publish_a_schema_valid_sample(private_node):
         assert done.returncode == 0, done.stderr
         message = queue.get(no_ack=True)
     body = json.loads(message.body)
-    assert body["status"]["provisionerId"] == "proj-x" and body["runId"] == 1
-    assert message.delivery_info["routing_key"] == done.stdout.strip() and ".proj-x." in done.stdout
+    assert body["status"]["provisionerId"] == "proj-x"
+    assert body["runId"] == 1
+    assert message.delivery_info["routing_key"] == done.stdout.strip()
+    assert ".proj-x." in done.stdout
     assert message.headers["CC"] == ["route.index.project.x"]
 
 
@@ -215,7 +240,8 @@ def test_migrate(listeners, broker_url):
     path = listeners.raw()
     if importlib.util.find_spec("tclisten.migrate") is None:
         done = tclisten("migrate", str(path), "--queue-type", "quorum", cwd=listeners.folder)
-        assert done.returncode == 1 and "tclisten.migrate is missing" in done.stderr
+        assert done.returncode == 1
+        assert "tclisten.migrate is missing" in done.stderr
         pytest.skip("tclisten.migrate is not written yet")
     app = build_listener(load_config(path))
     app.declare()
@@ -241,5 +267,6 @@ def test_commands_that_connect_fail_fast_in_one_line(listeners):
         assert process.returncode == 1, (argv, err)
         last = err.strip().splitlines()[-1]
         assert last.startswith("tclisten: error: no broker after "), (argv, err)
-        assert "127.0.0.1:1 vhost 'ops' as user 'operator'" in last and "s3cret" not in err, argv
+        assert "127.0.0.1:1 vhost 'ops' as user 'operator'" in last, argv
+        assert "s3cret" not in err, argv
     assert time.monotonic() - started < 30

@@ -46,9 +46,11 @@ def test_apply_overrides_to_a_python_listener():
     app = Listener("py-overrides", broker_url="amqp://guest:guest@127.0.0.1:5672//", prefetch=10)
     apply_overrides(app, {"broker_url": "amqp://other:pw@127.0.0.2:5672/v", "concurrency": 4, "grace_period": 1,
                           "handler_timeout": None, "queue_type": "quorum", "health_port": 0, "health_host": "::"})
-    assert app.queue_name == "queue/other/py-overrides" and app.address.where() == "127.0.0.2:5672 vhost 'v' as user 'other'"
+    assert app.queue_name == "queue/other/py-overrides"
+    assert app.address.where() == "127.0.0.2:5672 vhost 'v' as user 'other'"
     assert (app.concurrency, app.grace_period, app.handler_timeout, app.queue_type) == (4, 1.0, None, "quorum")
-    assert (app.health_port, app.health_host) == (0, "::") and app.topology.queue_type == "quorum"
+    assert (app.health_port, app.health_host) == (0, "::")
+    assert app.topology.queue_type == "quorum"
     with pytest.raises(ConfigError, match="prefetch .10. must be at least concurrency .11."):
         apply_overrides(app, {"concurrency": 11, "grace_period": 9})
     assert (app.concurrency, app.grace_period) == (4, 1.0)  # left as it was
@@ -61,4 +63,5 @@ def test_apply_overrides_to_a_python_listener():
 
 def test_docstring_examples():
     result = doctest.testmod(overrides)
-    assert result.failed == 0 and result.attempted > 0
+    assert result.failed == 0
+    assert result.attempted > 0

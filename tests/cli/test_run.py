@@ -40,7 +40,8 @@ def test_run_logs_json_lines_serves_health_and_summarises(listeners, broker_url)
     records = [json.loads(line) for line in seen]  # every line is one JSON object
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
     summary = records[-1]
-    assert summary["logger"] == "tclisten.cli" and summary["message"].endswith("nothing left unfinished")
+    assert summary["logger"] == "tclisten.cli"
+    assert summary["message"].endswith("nothing left unfinished")
     assert (summary["received"], summary["acked"], summary["exit_status"]) == (1, 1, 0)
 
 
@@ -58,7 +59,8 @@ def test_run_text_logs_at_info_by_default_and_exit_75_when_grace_runs_out(listen
         process.send_signal(signal.SIGTERM)
     seen = lines.rest()
     assert process.returncode == 75, "\n".join(seen)
-    assert seen[-1].startswith("tclisten: exit status 75: listener ") and "1 unfinished, left to the broker" in seen[-1]
+    assert seen[-1].startswith("tclisten: exit status 75: listener ")
+    assert "1 unfinished, left to the broker" in seen[-1]
 
 
 def test_overrides_command_line_then_environment_then_the_file(listeners):
@@ -78,7 +80,8 @@ def test_unreachable_broker_with_a_wait_limit(listeners):
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("tclisten: error: no broker after ")
-    assert "127.0.0.1:1 vhost 'some-vhost' as user 'guest'" in last and "s3cret" not in done.stderr
+    assert "127.0.0.1:1 vhost 'some-vhost' as user 'guest'" in last
+    assert "s3cret" not in done.stderr
 
 
 def test_overrides_reach_a_listener_built_in_python(tmp_path):
@@ -96,17 +99,21 @@ def test_overrides_reach_a_listener_built_in_python(tmp_path):
     assert ("listener pyapp: prefetch 10, concurrency 4, grace_period 1.5 s, handler_timeout 9 s, queue_type "
             "classic; broker amqp://guest:****@127.0.0.1:5672/") in done.stderr
     done = tclisten("run", "pyapp.py", "--concurrency", "11", cwd=tmp_path)
-    assert done.returncode == 2 and "prefetch (10) must be at least concurrency (11)" in done.stderr
+    assert done.returncode == 2
+    assert "prefetch (10) must be at least concurrency (11)" in done.stderr
 
 
 def test_bad_override_values_are_usage_errors(listeners):
     path = listeners.raw()
     done = tclisten("run", str(path), "--prefetch", "0")
-    assert done.returncode == 2 and "prefetch must be an integer >= 1, not 0" in done.stderr
+    assert done.returncode == 2
+    assert "prefetch must be an integer >= 1, not 0" in done.stderr
     done = tclisten("run", str(path), env=clean_env(TCLISTEN_PREFETCH="lots"))
-    assert done.returncode == 2 and "TCLISTEN_PREFETCH: prefetch must be an integer >= 1" in done.stderr
+    assert done.returncode == 2
+    assert "TCLISTEN_PREFETCH: prefetch must be an integer >= 1" in done.stderr
     done = tclisten("run", str(path), "--log-format", "xml")
-    assert done.returncode == 2 and "log format must be one of text, json" in done.stderr
+    assert done.returncode == 2
+    assert "log format must be one of text, json" in done.stderr
 
 
 def test_refused_login_fails_at_once_in_one_line(listeners, broker_url):
@@ -114,7 +121,8 @@ def test_refused_login_fails_at_once_in_one_line(listeners, broker_url):
     wrong = broker_url.replace("guest:guest@", "guest:hunter2@")
     started = time.monotonic()
     done = tclisten("run", str(path), "--broker-url", wrong, "--log-level", "warning")
-    assert done.returncode == 1 and time.monotonic() - started < 20
+    assert done.returncode == 1
+    assert time.monotonic() - started < 20
     assert done.stderr.strip().splitlines() == [
         "tclisten: error: the broker at 127.0.0.1:5672 vhost '/' as user 'guest' refused the login (check the "
         "user and password): " + done.stderr.split("(check the user and password): ", 1)[1].strip()]
@@ -127,7 +135,8 @@ def test_help_shows_every_override_with_its_default_and_variable():
     text = " ".join(done.stdout.split())
     for option in OPTIONS.values():
         if option.cli:
-            assert option.flag in text and option.env in text, option.name
+            assert option.flag in text, option.name
+            assert option.env in text, option.name
     assert "(default: the target's, else 200); env TCLISTEN_PREFETCH" in text
     for flag in ("--workers", "--log-level", "--log-format", "--wait-for-broker"):
         assert flag in text
@@ -141,7 +150,8 @@ def test_a_script_that_runs_itself_is_inspected_without_consuming(tmp_path):
     assert "primary.*.*.*.*.*.*.*.fWxWbBvDQS2Q4XXc9U-Hnw.#  ten.retry_infra_failures" in done.stdout
     (tmp_path / "none.jsonl").write_text("")
     done = tclisten("replay", "none.jsonl", "ten.py", cwd=tmp_path, timeout=30)
-    assert done.returncode == 0 and done.stdout.startswith("replayed 0 messages"), done.stderr
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("replayed 0 messages"), done.stderr
     # run: imported without consuming, then run once, with the overrides
     done = tclisten("run", "ten.py", "--broker-url", REFUSED, cwd=tmp_path, timeout=30)
     assert done.returncode == 1
@@ -167,6 +177,8 @@ def test_workers_need_the_worker_module(listeners):
     if importlib.util.find_spec("tclisten.workers") is not None:
         pytest.skip("tclisten.workers is installed: tests/test_workers.py covers it")
     done = tclisten("run", str(listeners.raw()), "--workers", "3")
-    assert done.returncode == 2 and "start 3 copies of `tclisten run` instead" in done.stderr
+    assert done.returncode == 2
+    assert "start 3 copies of `tclisten run` instead" in done.stderr
     done = tclisten("run", str(listeners.raw()), "--workers", "0")
-    assert done.returncode == 2 and "workers must be an integer >= 1" in done.stderr
+    assert done.returncode == 2
+    assert "workers must be an integer >= 1" in done.stderr

@@ -133,7 +133,7 @@ def test_signed_urls_and_ext_equal_official(monkeypatch):
     options = {"rootUrl": ROOT, "credentials": creds, "authorizedScopes": ["queue:get-task:*"]}
     ours = client_class("Queue")(options)
     theirs = official_class("Queue")(json.loads(json.dumps(options)))
-    assert ours._auth.ext == theirs.makeHawkExt().decode()
+    assert ours.auth.ext == theirs.makeHawkExt().decode()
     for args, kwargs in ((("T/1",), {}), (("G",), {"query": {"limit": 3}})):
         method = "task" if not kwargs else "listTaskGroup"
         assert (ours.buildSignedUrl(method, *args, expiration=120, **kwargs)

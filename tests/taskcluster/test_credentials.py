@@ -7,6 +7,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import inspect
 import json
 import pickle
 import time
@@ -51,9 +52,12 @@ def test_shape_and_types():
     assert all(isinstance(v, str) for v in out.values())
     cert = json.loads(out["certificate"])
     assert list(cert) == ["version", "scopes", "start", "expiry", "seed", "signature"]
-    assert cert["version"] == 1 and cert["scopes"] == ["a", "b:*"]
-    assert cert["start"] == START_MS and cert["expiry"] == START_MS + 86400000
-    assert len(cert["seed"]) == 44 and "issuer" not in cert
+    assert cert["version"] == 1
+    assert cert["scopes"] == ["a", "b:*"]
+    assert cert["start"] == START_MS
+    assert cert["expiry"] == START_MS + 86400000
+    assert len(cert["seed"]) == 44
+    assert "issuer" not in cert
     assert out["clientId"] == "issuer"
     assert " " not in out["certificate"]  # compact, as the official client writes it
 
@@ -68,8 +72,11 @@ def test_signature_and_token_recomputed_by_hand():
     assert cert["signature"] == expected_sig
     token = base64.urlsafe_b64encode(hmac.new(b"tok", cert["seed"].encode(), hashlib.sha256).digest())
     assert out["accessToken"] == token.decode().rstrip("=")
-    assert "=" not in out["accessToken"] and "+" not in out["accessToken"] and "/" not in out["accessToken"]
-    assert out["clientId"] == "issuer/named" and cert["issuer"] == "issuer"
+    assert "=" not in out["accessToken"]
+    assert "+" not in out["accessToken"]
+    assert "/" not in out["accessToken"]
+    assert out["clientId"] == "issuer/named"
+    assert cert["issuer"] == "issuer"
     assert list(cert) == ["version", "scopes", "start", "expiry", "seed", "issuer", "signature"]
 
 
@@ -99,7 +106,8 @@ def test_official_certificates_verify_with_our_code():
         key, scopes = verify_certificate(json.loads(theirs["certificate"]), theirs["clientId"],
                                          lambda issuer: ("tok", ["*"]))
         token = theirs["accessToken"]
-        assert key == (token.decode() if isinstance(token, bytes) else token) and scopes == ["a"]
+        assert key == (token.decode() if isinstance(token, bytes) else token)
+        assert scopes == ["a"]
 
 
 def test_accepts_from_now_strings_and_epoch_ms():
@@ -165,7 +173,9 @@ def test_temporary_cannot_issue_temporary():
 def test_snake_case_form():
     perm = Credentials("me", "tok")
     temp = create_temporary_credentials(perm, start=START, expiry=EXPIRY, scopes=["a"], name="me/x")
-    assert temp.temporary and temp.clientId == "me/x" and temp.certificate["issuer"] == "me"
+    assert temp.temporary
+    assert temp.clientId == "me/x"
+    assert temp.certificate["issuer"] == "me"
     temp2 = create_temporary_credentials({"clientId": "me", "accessToken": "tok"}, start=START, expiry=EXPIRY,
                                          scopes=["a"])
     assert temp2.clientId == "me"
@@ -176,7 +186,8 @@ def test_errors_pickle():
         createTemporaryCredentials("i", "t", EXPIRY, START, [])
     except CredentialsError as exc:
         again = pickle.loads(pickle.dumps(exc))
-        assert str(again) == str(exc) and again.start == exc.start
+        assert str(again) == str(exc)
+        assert again.start == exc.start
 
 
 # --------------------------------------------------------------------------- verify_certificate
@@ -276,7 +287,8 @@ def test_ext_round_trip_and_format():
     _, _, cert = issued()
     ext = make_ext(cert, ["a"])
     assert parse_ext(ext) == {"certificate": cert, "authorizedScopes": ["a"]}
-    assert "+" not in ext and "/" not in ext
+    assert "+" not in ext
+    assert "/" not in ext
     raw = base64.b64decode(ext.replace("-", "+").replace("_", "/"))
     assert raw == json.dumps({"certificate": cert, "authorizedScopes": ["a"]}, separators=(",", ":")).encode()
     assert make_ext() is None
@@ -300,7 +312,8 @@ def test_parse_ext_accepts_standard_and_unpadded():
     standard = base64.b64encode(payload).decode()
     assert parse_ext(standard) == {"authorizedScopes": ["a?>"]}
     assert parse_ext(standard.rstrip("=")) == {"authorizedScopes": ["a?>"]}
-    assert parse_ext(None) == {} and parse_ext("") == {}
+    assert parse_ext(None) == {}
+    assert parse_ext("") == {}
 
 
 @pytest.mark.parametrize("bad", ["!!!", base64.b64encode(b"[1]").decode(), base64.b64encode(b"{x").decode()])
@@ -320,9 +333,11 @@ def test_make_ext_rejects_bad_scopes():
 def test_repr_never_shows_token():
     perm = Credentials("tester", "super-secret-token")
     for text in (repr(perm), str(perm), f"{perm}", repr([perm]), repr({"c": perm})):
-        assert "super-secret-token" not in text and "tester" in text
+        assert "super-secret-token" not in text
+        assert "tester" in text
     temp = Credentials.from_dict(createTemporaryCredentials("i", "super-secret-token", START, EXPIRY, ["a"]))
-    assert temp.accessToken not in repr(temp) and "super-secret-token" not in repr(temp)
+    assert temp.accessToken not in repr(temp)
+    assert "super-secret-token" not in repr(temp)
     assert "temporary" in repr(temp)
 
 
@@ -330,14 +345,17 @@ def test_from_dict_forms():
     out = createTemporaryCredentials("i", "t", START, EXPIRY, ["a"])
     from_text = Credentials.from_dict(out)
     from_obj = Credentials.from_dict({**out, "certificate": json.loads(out["certificate"])})
-    assert from_text == from_obj and from_text.certificate["scopes"] == ["a"]
+    assert from_text == from_obj
+    assert from_text.certificate["scopes"] == ["a"]
     assert from_text.as_dict() == out
     assert Credentials.from_dict(from_text) is from_text
     plain = Credentials.from_dict({"clientId": "c", "accessToken": "t", "certificate": None})
-    assert plain.certificate is None and plain.as_dict() == {"clientId": "c", "accessToken": "t"}
+    assert plain.certificate is None
+    assert plain.as_dict() == {"clientId": "c", "accessToken": "t"}
     assert Credentials.from_dict({"clientId": "c", "accessToken": "t", "certificate": ""}).certificate is None
     assert plain.hawk_credentials() == {"id": "c", "key": "t", "algorithm": "sha256"}
-    assert plain.ext() is None and parse_ext(plain.ext(["x"])) == {"authorizedScopes": ["x"]}
+    assert plain.ext() is None
+    assert parse_ext(plain.ext(["x"])) == {"authorizedScopes": ["x"]}
     assert parse_ext(from_text.ext())["certificate"] == json.loads(out["certificate"])
 
 
@@ -370,7 +388,8 @@ def test_from_dict_rejects(data, match):
 def test_certificate_fields_are_the_auth_service_s_to_judge():
     """As the official client: any JSON object travels as the certificate, unchecked."""
     partial = Credentials.from_dict({"clientId": "c", "accessToken": "t", "certificate": '{"version": 1}'})
-    assert partial.certificate == {"version": 1} and partial.temporary
+    assert partial.certificate == {"version": 1}
+    assert partial.temporary
     assert parse_ext(partial.ext()) == {"certificate": {"version": 1}}
     assert repr(partial) == "Credentials(clientId='c', accessToken=<hidden>, temporary, scopes=None)"
 
@@ -415,7 +434,8 @@ ENV = {"TASKCLUSTER_ROOT_URL": "https://env.example.com", "TASKCLUSTER_CLIENT_ID
 ])
 def test_read_options(options, environ, root_url, client_id):
     deployment = read_options(options, environ)
-    assert isinstance(deployment, Deployment) and deployment.root_url == root_url
+    assert isinstance(deployment, Deployment)
+    assert deployment.root_url == root_url
     assert (deployment.credentials.clientId if deployment.credentials else None) == client_id
 
 
@@ -471,11 +491,13 @@ def test_is_expired():
     assert Credentials("issuer", token, cert).is_expired(margin=7200)
 
 
-def test_module_exports_resolve():
-    for name in creds_mod.__all__:
-        assert getattr(creds_mod, name) is not None
-    for name in utils.__all__:
-        assert getattr(utils, name) is not None
+@pytest.mark.parametrize("module", [creds_mod, utils], ids=lambda module: module.__name__)
+def test_module_exports_are_defined_there_and_documented(module):
+    for name in module.__all__:
+        assert name in vars(module), f"{module.__name__}.__all__ names {name!r}, which it does not define"
+        value = vars(module)[name]
+        if callable(value):
+            assert inspect.getdoc(value), f"{module.__name__}.{name} has no docstring"
 
 
 PRINTABLE = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
@@ -493,4 +515,5 @@ def test_issued_credentials_always_verify(scopes, name, token, minutes):
     assert out["clientId"] == (name or "issuer")
     key, granted = verify_certificate(json.loads(out["certificate"]), out["clientId"],
                                       lambda issuer: (token, ["*"]))
-    assert key == out["accessToken"] and granted == scopes
+    assert key == out["accessToken"]
+    assert granted == scopes

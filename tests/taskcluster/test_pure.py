@@ -7,52 +7,11 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 import tclisten.taskcluster
-
-CHECKOUT = Path(__file__).resolve().parents[2]
-
-# Installed before anything else is imported: importing a blocked top-level package (or
-# any of its submodules) raises ImportError, as if it were not installed.
-BLOCKER = """
-import importlib.abc
-import sys
-
-BLOCKED = {blocked!r}
-assert not BLOCKED & set(sys.modules), "already imported before the blocker"
-
-
-class Blocker(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ImportError(f"{{name}} is not installed (blocked by the test)")
-        return None
-
-
-sys.meta_path.insert(0, Blocker())
-for name in BLOCKED:
-    try:
-        __import__(name)
-    except ImportError:
-        pass
-    else:
-        raise AssertionError(f"the blocker let {{name}} through")
-"""
-
-
-def run_without(blocked: set[str], code: str) -> str:
-    """Run ``code`` in a fresh interpreter (from the checkout) where ``blocked`` cannot be
-    imported; its stdout."""
-    script = BLOCKER.format(blocked=set(blocked)) + code
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=str(CHECKOUT), timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+from support.blocked import run_without
 
 
 def test_the_rest_side_needs_no_amqp_stack():

@@ -33,7 +33,8 @@ def test_slugid_shape_and_uuid4():
         slug = slugId()
         assert SLUG.match(slug), slug
         value = uuid.UUID(bytes=base64.urlsafe_b64decode(slug + "=="))
-        assert value.version == 4 and value.variant == uuid.RFC_4122
+        assert value.version == 4
+        assert value.variant == uuid.RFC_4122
 
 
 def test_slugids_are_unique():
@@ -113,7 +114,8 @@ def test_from_now_default_is_aware_utc_now():
     before = datetime.datetime.now(UTC)
     value = fromNow("1 hour")
     after = datetime.datetime.now(UTC)
-    assert value.tzinfo is not None and value.utcoffset() == datetime.timedelta(0)
+    assert value.tzinfo is not None
+    assert value.utcoffset() == datetime.timedelta(0)
     assert before + datetime.timedelta(hours=1) <= value <= after + datetime.timedelta(hours=1)
 
 
@@ -199,7 +201,9 @@ def test_to_epoch_ms():
 def test_dump_json():
     obj = {"b": [1, {"c": None}], "a": datetime.datetime(2020, 1, 1), "d": b"bytes", "e": "x\ny"}
     text = dumpJson(obj)
-    assert "\n" not in text and ": " not in text and ", " not in text
+    assert "\n" not in text
+    assert ": " not in text
+    assert ", " not in text
     assert json.loads(text) == {"b": [1, {"c": None}], "a": "2020-01-01T00:00:00Z", "d": "bytes", "e": "x\ny"}
     assert dumpJson({"b": 1, "a": 2}, sort_keys=True) == '{"a":2,"b":1}'
     with pytest.raises(TypeError):
@@ -345,7 +349,8 @@ def test_expression_edge_cases():
     assert satisfies([], {"AllOf": []})
     assert not satisfies(["*"], {"AnyOf": []})
     assert satisfies([], None)
-    assert satisfies(["a"], "a") and not satisfies(["a"], "b")
+    assert satisfies(["a"], "a")
+    assert not satisfies(["a"], "b")
     assert satisfies(["a", "c"], {"AllOf": ["a", {"AnyOf": ["b", "c"]}]})
     assert not satisfies(["a"], {"AllOf": ["a", {"AnyOf": ["b", "c"]}]})
     assert missing_scopes(["a"], {"AllOf": ["a", {"AnyOf": ["b", "c"]}]}) == {"AnyOf": ["b", "c"]}

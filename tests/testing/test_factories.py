@@ -99,9 +99,11 @@ def test_task_exception_variants_are_valid(variant, validate):
     assert [run["runId"] for run in status["runs"]] == list(range(run_id + 1))
     assert status["runs"][-1]["reasonResolved"] == variant["reasonResolved"]
     words = message.routing_key.split(".")
-    assert len(words) == 10 and words[2] == str(run_id)
+    assert len(words) == 10
+    assert words[2] == str(run_id)
     if variant.get("workerGroup", "x") is None:
-        assert words[3:5] == ["_", "_"] and "workerGroup" not in message.body
+        assert words[3:5] == ["_", "_"]
+        assert "workerGroup" not in message.body
 
 
 def test_queue_task_overrides_flow_into_body_and_key(validate):
@@ -118,7 +120,8 @@ def test_queue_task_overrides_flow_into_body_and_key(validate):
 
 def test_task_defined_has_no_run():
     message = message_for("QueueEvents.taskDefined")
-    assert message.body["status"]["runs"] == [] and "runId" not in message.body
+    assert message.body["status"]["runs"] == []
+    assert "runId" not in message.body
     assert message.routing_key.split(".")[2:5] == ["_", "_", "_"]
 
 
@@ -220,7 +223,8 @@ def test_topic_objects_are_accepted():
     message = message_for(exchanges.QueueEvents.taskFailed, runId=2)
     assert message.exchange == exchanges.QueueEvents.taskFailed.exchange
     fields = exchanges.QueueEvents.taskFailed.parse(message.routing_key)
-    assert fields["runId"] == "2" and fields["taskId"] == message.body["status"]["taskId"]
+    assert fields["runId"] == "2"
+    assert fields["taskId"] == message.body["status"]["taskId"]
     assert factory_for(exchanges.QueueEvents.taskGroupResolved)().body["version"] == 1
 
 
@@ -230,7 +234,8 @@ def test_docstring_examples():
     import tclisten.testing.factories as factories
 
     result = doctest.testmod(factories)
-    assert result.failed == 0 and result.attempted > 0
+    assert result.failed == 0
+    assert result.attempted > 0
 
 
 # --------------------------------------------------------------------------- real messages

@@ -13,6 +13,7 @@ import mohawk.bewit
 import pytest
 import requests
 
+from support.faultkit import wait_until
 from tclisten.taskcluster.credentials import createTemporaryCredentials, make_ext, sign_certificate
 from tclisten.exceptions import CallError, ConfigError
 from tclisten.testing.fakeserver import Call, FakeTaskcluster, Response, error_body
@@ -76,7 +77,9 @@ def test_good_header_is_accepted_and_recorded(tc, session):
     (call,) = tc.calls
     assert (call.service, call.function, call.method, call.args, call.query) == (
         "queue", "task", "GET", {"taskId": "T1"}, {"x": "1"})
-    assert call.client_id == "tester" and call.auth == "hawk" and call.status == 200
+    assert call.client_id == "tester"
+    assert call.auth == "hawk"
+    assert call.status == 200
     assert "queue:*" in call.scopes
     assert call.request_id == reply.headers["x-for-request-id"]
 
@@ -86,7 +89,8 @@ def test_bad_mac_is_401_and_names_no_token(tc, session):
     assert reply.status_code == 401
     body = reply.json()
     assert body["code"] == "AuthenticationFailed"
-    assert "tester-token" not in reply.text and "wrong-token" not in reply.text
+    assert "tester-token" not in reply.text
+    assert "wrong-token" not in reply.text
     assert reply.headers["x-for-request-id"]
     assert tc.calls[0].status == 401
 
@@ -127,12 +131,14 @@ def test_payload_hash_checked_when_present(tc, session):
 def test_stale_timestamp_and_replayed_nonce_are_401(tc, session):
     url = tc.root_url + "/api/queue/v1/task/T1"
     old = hawk(session, "GET", url, "tester", "tester-token", _timestamp=int(time.time()) - 3600)
-    assert old.status_code == 401 and "timestamp" in old.json()["message"]
+    assert old.status_code == 401
+    assert "timestamp" in old.json()["message"]
     sender = mohawk.Sender({"id": "tester", "key": "tester-token", "algorithm": "sha256"}, url, "GET",
                            content="", content_type="")
     assert session.get(url, headers={"Authorization": sender.request_header}).status_code == 200
     again = session.get(url, headers={"Authorization": sender.request_header})
-    assert again.status_code == 401 and "nonce" in again.json()["message"]
+    assert again.status_code == 401
+    assert "nonce" in again.json()["message"]
 
 
 # --------------------------------------------------------------------------- bewits
@@ -142,7 +148,8 @@ def test_bewit_accepted(tc, session):
     url = bewit_url(tc.root_url + "/api/queue/v1/task/T1", "tester", "tester-token")
     reply = session.get(url)
     assert reply.status_code == 200
-    assert tc.calls[-1].auth == "bewit" and tc.calls[-1].client_id == "tester"
+    assert tc.calls[-1].auth == "bewit"
+    assert tc.calls[-1].client_id == "tester"
     assert tc.calls[-1].query == {}
 
 
@@ -163,7 +170,8 @@ def test_bewit_before_other_query_parameters(tc, session):
 def test_expired_bewit_rejected(tc, session):
     url = bewit_url(tc.root_url + "/api/queue/v1/task/T1", "tester", "tester-token", expires_in=-10)
     reply = session.get(url)
-    assert reply.status_code == 401 and "expired" in reply.json()["message"]
+    assert reply.status_code == 401
+    assert "expired" in reply.json()["message"]
 
 
 def test_bewit_for_another_url_or_key_rejected(tc, session):
@@ -224,20 +232,23 @@ def test_official_client_signed_request_accepted(tc):
 def test_expired_certificate_rejected(tc, session):
     client_id, token, cert = temp_creds(start="-3 hours", expiry="-2 hours")
     reply = hawk(session, "GET", tc.root_url + "/api/queue/v1/task/T1", client_id, token, ext=make_ext(cert))
-    assert reply.status_code == 401 and "expired" in reply.json()["message"]
+    assert reply.status_code == 401
+    assert "expired" in reply.json()["message"]
 
 
 def test_certificate_not_yet_valid_rejected(tc, session):
     client_id, token, cert = temp_creds(start="2 hours", expiry="3 hours")
     reply = hawk(session, "GET", tc.root_url + "/api/queue/v1/task/T1", client_id, token, ext=make_ext(cert))
-    assert reply.status_code == 401 and "future" in reply.json()["message"]
+    assert reply.status_code == 401
+    assert "future" in reply.json()["message"]
 
 
 def test_bad_certificate_signature_rejected(tc, session):
     client_id, token, cert = temp_creds()
     cert["scopes"] = ["queue:*"]  # widened after signing
     reply = hawk(session, "GET", tc.root_url + "/api/queue/v1/task/T1", client_id, token, ext=make_ext(cert))
-    assert reply.status_code == 401 and "signature" in reply.json()["message"]
+    assert reply.status_code == 401
+    assert "signature" in reply.json()["message"]
 
 
 def test_certificate_signed_with_wrong_issuer_token_rejected(tc, session):
@@ -249,14 +260,16 @@ def test_certificate_signed_with_wrong_issuer_token_rejected(tc, session):
 def test_certificate_granting_more_than_issuer_has_rejected(tc, session):
     client_id, token, cert = temp_creds(scopes=["auth:*"])
     reply = hawk(session, "GET", tc.root_url + "/api/queue/v1/task/T1", client_id, token, ext=make_ext(cert))
-    assert reply.status_code == 401 and "scopes" in reply.json()["message"]
+    assert reply.status_code == 401
+    assert "scopes" in reply.json()["message"]
 
 
 def test_named_certificate_needs_create_client_scope(tc, session):
     client_id, token, cert = temp_creds(issuer="limited", token="limited-token",
                                         scopes=["queue:get-task:T1"], name="someone")
     reply = hawk(session, "GET", tc.root_url + "/api/queue/v1/task/T1", client_id, token, ext=make_ext(cert))
-    assert reply.status_code == 401 and "auth:create-client:someone" in reply.json()["message"]
+    assert reply.status_code == 401
+    assert "auth:create-client:someone" in reply.json()["message"]
 
 
 def test_certificate_over_31_days_rejected(tc, session):
@@ -267,14 +280,16 @@ def test_certificate_over_31_days_rejected(tc, session):
     from tclisten.taskcluster.credentials import derive_access_token
     token = derive_access_token("tester-token", cert["seed"])
     reply = hawk(session, "GET", tc.root_url + "/api/queue/v1/task/T1", "tester", token, ext=make_ext(cert))
-    assert reply.status_code == 401 and "31 days" in reply.json()["message"]
+    assert reply.status_code == 401
+    assert "31 days" in reply.json()["message"]
 
 
 def test_temporary_token_must_be_the_derived_one(tc, session):
     client_id, _token, cert = temp_creds()
     reply = hawk(session, "GET", tc.root_url + "/api/queue/v1/task/T1", client_id, "tester-token",
                  ext=make_ext(cert))
-    assert reply.status_code == 401 and "mac" in reply.json()["message"].lower()
+    assert reply.status_code == 401
+    assert "mac" in reply.json()["message"].lower()
 
 
 def test_malformed_ext_rejected(tc, session):
@@ -301,7 +316,8 @@ def test_authorized_scopes_narrow(tc, session):
 def test_authorized_scopes_cannot_overstep(tc, session):
     ext = make_ext(authorized_scopes=["auth:*"])
     reply = hawk(session, "GET", tc.root_url + "/api/queue/v1/task/T1", "tester", "tester-token", ext=ext)
-    assert reply.status_code == 401 and "oversteps" in reply.json()["message"]
+    assert reply.status_code == 401
+    assert "oversteps" in reply.json()["message"]
 
 
 def test_authorized_scopes_with_temporary_credentials(tc, session):
@@ -330,9 +346,11 @@ def test_anonymous_requests(session):
     with FakeTaskcluster(clients=CLIENTS, roles={"anonymous": ["queue:get-task:public*"]}) as tc:
         tc.respond("queue", "task", {})
         assert session.get(tc.root_url + "/api/queue/v1/task/publicX").status_code == 200
-        assert tc.calls[-1].client_id is None and tc.calls[-1].auth is None
+        assert tc.calls[-1].client_id is None
+        assert tc.calls[-1].auth is None
         reply = session.get(tc.root_url + "/api/queue/v1/task/T1")
-        assert reply.status_code == 403 and "anonymous" in reply.json()["message"]
+        assert reply.status_code == 403
+        assert "anonymous" in reply.json()["message"]
 
 
 def test_scope_enforcement_can_be_turned_off(session):
@@ -346,7 +364,8 @@ def test_no_clients_means_no_enforcement_and_verify_hawk_off(session):
     with FakeTaskcluster(verify_hawk=False) as tc:
         tc.respond("queue", "task", {})
         reply = hawk(session, "GET", tc.root_url + "/api/queue/v1/task/T1", "whoever", "whatever")
-        assert reply.status_code == 200 and tc.calls[-1].client_id == "whoever"
+        assert reply.status_code == 200
+        assert tc.calls[-1].client_id == "whoever"
 
 
 def test_create_task_scopes_use_the_payload(tc, session):
@@ -356,7 +375,8 @@ def test_create_task_scopes_use_the_payload(tc, session):
     ext = make_ext(authorized_scopes=["queue:create-task:high:prov/wt", "queue:route:index.*",
                                       "queue:scheduler-id:-", "queue:create-task:project:none"])
     reply = hawk(session, "PUT", url, "tester", "tester-token", body=task, ext=ext)
-    assert reply.status_code == 403 and "secrets:get:x" in reply.json()["message"]
+    assert reply.status_code == 403
+    assert "secrets:get:x" in reply.json()["message"]
     ok = {**task, "scopes": []}
     assert hawk(session, "PUT", url, "tester", "tester-token", body=ok, ext=ext).status_code == 200
     # a scope for a higher priority also allows a lower one
@@ -371,7 +391,8 @@ def test_public_artifacts_need_no_scope(session):
         tc.respond("queue", "getLatestArtifact", Response(303, None, {"Location": "http://example.invalid/a"}))
         url = tc.root_url + "/api/queue/v1/task/T1/artifacts/public%2Flogs%2Flive.log"
         reply = session.get(url, allow_redirects=False)
-        assert reply.status_code == 303 and reply.headers["Location"] == "http://example.invalid/a"
+        assert reply.status_code == 303
+        assert reply.headers["Location"] == "http://example.invalid/a"
         assert tc.calls[-1].args == {"taskId": "T1", "name": "public/logs/live.log"}
         private = session.get(url.replace("public%2F", "private%2F"), allow_redirects=False)
         assert private.status_code == 403
@@ -389,7 +410,8 @@ def test_unencoded_slashes_in_last_argument(tc, session):
 
 def test_unanswered_function_and_unknown_path_are_404_json(tc, session):
     reply = hawk(session, "GET", tc.root_url + "/api/queue/v1/provisioners", "tester", "tester-token")
-    assert reply.status_code == 404 and reply.json()["code"] == "ResourceNotFound"
+    assert reply.status_code == 404
+    assert reply.json()["code"] == "ResourceNotFound"
     assert "tc.respond" in reply.json()["message"]
     assert session.get(tc.root_url + "/nothing/here").status_code == 404
     assert session.get(tc.root_url + "/api/nosuch/v1/ping").status_code == 404
@@ -399,28 +421,34 @@ def test_unanswered_function_and_unknown_path_are_404_json(tc, session):
 def test_ping_answers_by_default(tc, session):
     for service in ("queue", "auth", "index", "secrets"):
         reply = session.get(f"{tc.root_url}/api/{service}/v1/ping")
-        assert reply.status_code == 200 and reply.json()["alive"] is True
+        assert reply.status_code == 200
+        assert reply.json()["alive"] is True
+
+
+def _answer_secrets(fake):
+    fake.respond("secrets", "get", {"secret": {"a": 1}})
+    fake.respond("secrets", "list", lambda call: (202, {"secrets": []}, {"X-Extra": "yes"}))
+    fake.respond("secrets", "remove", Response(204))
+    fake.respond("Secrets", "set", Response(200, b"<html>not json</html>", content_type="text/html"))
 
 
 def test_respond_forms(tc, session):
     url = tc.root_url + "/api/secrets/v1/secret/"
-    tc.respond("secrets", "get", {"secret": {"a": 1}})
-    tc.respond("secrets", "list", lambda call: (202, {"secrets": []}, {"X-Extra": "yes"}))
-    tc.respond("secrets", "remove", Response(204))
-    tc.respond("Secrets", "set", Response(200, b"<html>not json</html>", content_type="text/html"))
+    _answer_secrets(tc)
     assert hawk(session, "GET", url + "name", "tester", "tester-token").status_code == 403
     with FakeTaskcluster(enforce_scopes=False) as open_tc:
-        for fn, answer in tc._answers.items():
-            open_tc._answers[fn] = answer
+        _answer_secrets(open_tc)
         base = open_tc.root_url + "/api/secrets/v1"
         assert session.get(base + "/secret/a%2Fb").json() == {"secret": {"a": 1}}
         assert open_tc.calls[-1].args == {"name": "a/b"}
         listed = session.get(base + "/secrets")
         assert (listed.status_code, listed.headers["X-Extra"]) == (202, "yes")
         removed = session.delete(base + "/secret/x")
-        assert removed.status_code == 204 and removed.content == b""
+        assert removed.status_code == 204
+        assert removed.content == b""
         html = session.put(base + "/secret/x", json={"expires": "2030-01-01T00:00:00Z", "secret": {}})
-        assert html.headers["Content-Type"] == "text/html" and html.content == b"<html>not json</html>"
+        assert html.headers["Content-Type"] == "text/html"
+        assert html.content == b"<html>not json</html>"
         assert open_tc.calls[-1].body == {"expires": "2030-01-01T00:00:00Z", "secret": {}}
 
 
@@ -428,7 +456,8 @@ def test_respond_with_status_and_error_body(session):
     with FakeTaskcluster() as tc:
         tc.respond("queue", "task", error_body("ResourceNotFound", "no task"), status=404)
         reply = session.get(tc.root_url + "/api/queue/v1/task/T1")
-        assert reply.status_code == 404 and reply.json()["message"] == "no task"
+        assert reply.status_code == 404
+        assert reply.json()["message"] == "no task"
 
 
 def test_respond_sequence(session):
@@ -445,14 +474,16 @@ def test_responder_that_raises_gives_500(session):
     with FakeTaskcluster() as tc:
         tc.respond("queue", "task", lambda call: 1 / 0)
         reply = session.get(tc.root_url + "/api/queue/v1/task/T1")
-        assert reply.status_code == 500 and reply.json()["code"] == "InternalServerError"
+        assert reply.status_code == 500
+        assert reply.json()["code"] == "InternalServerError"
 
 
 def test_non_json_request_body_is_400(session):
     with FakeTaskcluster() as tc:
         tc.respond("queue", "createTask", {})
         reply = session.put(tc.root_url + "/api/queue/v1/task/T1", data=b"{not json")
-        assert reply.status_code == 400 and reply.json()["code"] == "MalformedPayload"
+        assert reply.status_code == 400
+        assert reply.json()["code"] == "MalformedPayload"
 
 
 def test_chunked_request_body(session):
@@ -467,7 +498,8 @@ def test_head_request(session):
     with FakeTaskcluster() as tc:
         tc.respond("queue", "task", {"big": "x" * 100})
         reply = session.head(tc.root_url + "/api/queue/v1/task/T1")
-        assert reply.status_code == 200 and reply.content == b""
+        assert reply.status_code == 200
+        assert reply.content == b""
         assert session.get(tc.root_url + "/api/queue/v1/task/T1").json()["big"] == "x" * 100
 
 
@@ -511,7 +543,8 @@ def test_fail_next(tc, session):
 def test_fail_next_precedes_auth(tc, session):
     tc.fail_next(1)
     reply = hawk(session, "GET", tc.root_url + "/api/queue/v1/task/T1", "tester", "bad-token")
-    assert reply.status_code == 500 and reply.json()["code"] == "InternalServerError"
+    assert reply.status_code == 500
+    assert reply.json()["code"] == "InternalServerError"
 
 
 def test_hang_until_released(tc, session):
@@ -524,7 +557,8 @@ def test_hang_until_released(tc, session):
     worker.start()
     tc.hang(False)
     worker.join(10)
-    assert held and held[0].status_code == 403  # anonymous, answered once released
+    assert held
+    assert held[0].status_code == 403  # anonymous, answered once released
     assert session.get(tc.root_url + "/api/queue/v1/ping", timeout=10).status_code == 200
 
 
@@ -544,13 +578,12 @@ def test_stop_releases_hung_requests_and_closes_connections(capfd):
 
         worker = threading.Thread(target=hung)
         worker.start()
-        deadline = time.monotonic() + 10
-        while len(tc.calls) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(tc.calls) >= 2, 10, "the hung request to reach the fake", interval=0.01)
         url = tc.root_url
         tc.stop()
         worker.join(10)
-        assert not worker.is_alive() and results
+        assert not worker.is_alive()
+        assert results
         with pytest.raises(requests.exceptions.ConnectionError):
             s.get(url + "/api/queue/v1/ping", timeout=5)
     tc.stop()  # idempotent
@@ -579,7 +612,8 @@ def test_concurrent_requests_are_all_recorded(tc):
         t.join(30)
     assert not errors
     calls = tc.calls
-    assert len(calls) == 80 and len({c.request_id for c in calls}) == 80
+    assert len(calls) == 80
+    assert len({c.request_id for c in calls}) == 80
     assert {c.args["taskId"] for c in calls} == {f"T{n}-{i}" for n in range(8) for i in range(10)}
     assert all(isinstance(c, Call) for c in calls)
 
@@ -598,7 +632,7 @@ def test_calls_returns_a_copy_and_reset_clears(tc, session):
 def test_keep_alive_connection_reused(tc, session):
     for _ in range(5):
         session.get(tc.root_url + "/api/queue/v1/ping")
-    assert len(tc._sockets) == 1
+    assert tc.open_connections == 1
 
 
 def test_nothing_printed_per_request(tc, session, capfd):
@@ -607,7 +641,8 @@ def test_nothing_printed_per_request(tc, session, capfd):
     session.get(tc.root_url + "/nothing")
     session.get(tc.root_url + "/api/queue/v1/task/T1?bewit=zzz")
     out, err = capfd.readouterr()
-    assert out == "" and err == ""
+    assert out == ""
+    assert err == ""
 
 
 def test_call_repr_shows_no_headers(tc, session):
@@ -633,7 +668,8 @@ def test_wait_for_calls(tc):
 
     threading.Thread(target=later).start()
     calls = tc.wait_for_calls(1, timeout=10)
-    assert calls[0].function == "ping" and calls[0].status == 200
+    assert calls[0].function == "ping"
+    assert calls[0].status == 200
     with pytest.raises(TimeoutError):
         tc.wait_for_calls(2, timeout=0.05)
     tc.reset()
@@ -666,7 +702,8 @@ def test_serves_references_like_a_deployment(tc, session, tmp_path, monkeypatch)
     assert tc.root_url + "/references/queue/v1/api.json" in manifest["references"]
     assert tc.root_url + "/references/queue/v1/exchanges.json" in manifest["references"]
     api = session.get(tc.root_url + "/references/queue/v1/api.json").json()
-    assert api["serviceName"] == "queue" and any(e["name"] == "createTask" for e in api["entries"])
+    assert api["serviceName"] == "queue"
+    assert any(e["name"] == "createTask" for e in api["entries"])
     assert session.get(tc.root_url + "/references/nope/v1/api.json").status_code == 404
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     loaded = references.load(tc.root_url)
@@ -706,7 +743,8 @@ def test_docstring_examples_run():
     from tclisten.testing import fakeserver as module
 
     result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0
+    assert result.attempted > 0
+    assert result.failed == 0
 
 
 def test_add_client_while_serving(tc, session):
@@ -719,7 +757,9 @@ def test_add_client_while_serving(tc, session):
 
 
 def test_repr_shows_no_tokens(tc):
-    assert "tester-token" not in repr(tc) and "tester" in repr(tc) and tc.root_url in repr(tc)
+    assert "tester-token" not in repr(tc)
+    assert "tester" in repr(tc)
+    assert tc.root_url in repr(tc)
 
 
 def test_every_caller_also_holds_the_anonymous_role(session):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from kombu.transport import memory
 
+from support.faultkit import wait_until
 from tclisten.app import Listener
 from tclisten.exceptions import BindingError, ConfigError
 from tclisten.exchanges import QueueEvents
@@ -42,19 +43,25 @@ def test_published_messages_go_through_the_real_bindings_and_loop():
         kit.publish(QueueEvents.taskCompleted, taskGroupId=OTHER)  # not bound: the broker drops it
         kit.publish(QueueEvents.taskFailed, taskGroupId=GROUP)  # another exchange: dropped too
         outcomes = kit.run_until_idle()
-        assert len(outcomes) == 1 and outcomes[0].ok
+        assert len(outcomes) == 1
+        assert outcomes[0].ok
         message = seen[0]
         assert message.routing.taskId == sent.body["status"]["taskId"]
-        assert message.routing.taskGroupId == GROUP and message.routing.reserved == "_"
+        assert message.routing.taskGroupId == GROUP
+        assert message.routing.reserved == "_"
         assert message.routes == ("index.a.b",)
         assert message.exchange == "exchange/taskcluster-queue/v1/task-completed"
         assert [h.handler for h in kit.handled] == [app.handlers[0].name]
         assert kit.handled_by(completed) == [message] == kit.handled_by(app.handlers[0].name)
-        assert kit.stats.received == 1 and kit.pending() == 0
-        assert len(kit.published) == 3 and not kit.failures and not kit.parked
+        assert kit.stats.received == 1
+        assert kit.pending() == 0
+        assert len(kit.published) == 3
+        assert not kit.failures
+        assert not kit.parked
         # a second round on the same kit
         kit.publish(QueueEvents.taskCompleted, taskGroupId=GROUP)
-        assert len(kit.run_until_idle()) == 1 and len(seen) == 2
+        assert len(kit.run_until_idle()) == 1
+        assert len(seen) == 2
 
 
 def test_explicit_body_gets_a_real_routing_key_with_underscores():
@@ -71,7 +78,9 @@ def test_explicit_body_gets_a_real_routing_key_with_underscores():
                     workerType="w", schedulerId="s", taskGroupId="G")
         kit.run_until_idle()
     key = keys[0][0].split(".")
-    assert key[:3] == ["primary", "T1", "0"] and key[3:5] == ["_", "_"] and key[-1] == "_"
+    assert key[:3] == ["primary", "T1", "0"]
+    assert key[3:5] == ["_", "_"]
+    assert key[-1] == "_"
     assert keys[0][1] == {"anything": 1}
     assert keys[1] == ("primary.T1.0._._.p.w.s.G._", {"all": 2})
 
@@ -130,10 +139,13 @@ def test_failures_are_retried_then_parked_and_only_the_failing_handler_reruns():
         assert calls == {"good": 1, "bad": 3}
         assert [f.error for f in kit.failures] == [f"RuntimeError: cannot handle attempt {n}" for n in (1, 2, 3)]
         (parked,) = kit.parked
-        assert parked.attempts == 3 and parked.handlers == (app.handlers[1].name,)
-        assert parked.routing_key == sent.routing_key and parked.body == sent.body
+        assert parked.attempts == 3
+        assert parked.handlers == (app.handlers[1].name,)
+        assert parked.routing_key == sent.routing_key
+        assert parked.body == sent.body
         assert "attempt 3" in parked.reason
-        assert kit.stats.retried == 2 and kit.stats.parked == 1
+        assert kit.stats.retried == 2
+        assert kit.stats.parked == 1
         assert kit.parked == [parked]  # read once, kept
 
 
@@ -151,7 +163,9 @@ def test_rest_calls_reach_the_fake_taskcluster_with_hawk_and_options_come_back()
             sent = kit.publish(QueueEvents.taskFailed)
             kit.run_until_idle()
         call, = tc.calls_to("queue", "task")
-        assert call.auth == "hawk" and call.client_id == "tclisten-test" and call.status == 200
+        assert call.auth == "hawk"
+        assert call.client_id == "tclisten-test"
+        assert call.status == 200
         assert names == [sent.body["status"]["taskId"]]
         assert tc.credentials["accessToken"] not in repr(tc) + repr(kit)
     assert app.handlers[0].context.queue.buildUrl("task", "x") == "https://tc.example.com/api/queue/v1/task/x"
@@ -217,7 +231,8 @@ def test_fixtures(tclisten_kit, fake_taskcluster):
     sent = kit.publish(QueueEvents.taskException, reasonResolved="internal-error")
     kit.run_until_idle()
     call, = fake_taskcluster.calls_to("queue", "rerunTask")
-    assert call.args == {"taskId": sent.body["status"]["taskId"]} and call.status == 200
+    assert call.args == {"taskId": sent.body["status"]["taskId"]}
+    assert call.status == 200
     assert fake_taskcluster.options["rootUrl"] == fake_taskcluster.root_url
 
 
@@ -276,7 +291,6 @@ def test_the_plugin_as_pytest_loads_it(tmp_path):
 def test_listener_runs_again_after_stop():
     """Not the kit: Listener.run() itself on memory://, twice."""
     import threading
-    import time
 
     from kombu import Connection, Producer
 
@@ -292,9 +306,8 @@ def test_listener_runs_again_after_stop():
                                                        routing_key=sent.routing_key, serializer="json")
             thread = threading.Thread(target=app.run)
             thread.start()
-            deadline = time.monotonic() + 10
-            while len(seen) <= round_ and thread.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(lambda: len(seen) > round_ or not thread.is_alive(), 10,
+                       f"round {round_ + 1}'s message to reach the handler", interval=0.01)
             app.stop()
             thread.join(30)
         assert len(seen) == 2
