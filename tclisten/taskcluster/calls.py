@@ -133,50 +133,56 @@ class CallSpec:
 
         ``url_only`` (for building URLs) lets the payload of an input function be left out.
         """
-        nargs = len(self.args)
         payload = None
         query = None
-        values: tuple | list
         if kwargs:
             kwargs = dict(kwargs)
             query = kwargs.pop("query", None)
             payload = kwargs.pop("payload", None)
-        given_payload = payload is not None
         if kwargs:  # route arguments by keyword
-            unknown = [k for k in kwargs if k not in self.args]
-            if unknown:
-                hint = did_you_mean(unknown[0], [*self.args, "payload", "query"], known=True)
-                raise self.fail(f"unexpected keyword argument {unknown[0]!r}; {hint}".rstrip())
-            missing = [a for a in self.args if a not in kwargs]
-            if missing:
-                raise self.fail(f"missing route argument {missing[0]!r}")
-            if args:
-                if not self.has_input or len(args) > 1:
-                    raise self.fail("route arguments go either positionally or by keyword, not both")
-                if given_payload:
-                    raise self.fail("payload given twice (positionally and as payload=)")
-                payload = args[0]
-            values = [kwargs[a] for a in self.args]
+            values, payload = self._by_keyword(args, kwargs, payload)
         else:
-            count = len(args)
-            if self.has_input and given_payload and count == nargs + 1:
-                raise self.fail("payload given twice (positionally and as payload=)")
-            if self.has_input and not given_payload and count == nargs + 1:
-                payload = args[-1]
-                count = nargs
-            if count != nargs:
-                want = f"{nargs} route argument{'s' if nargs != 1 else ''}"
-                if self.has_input:
-                    want += " and a payload"
-                raise self.fail(f"takes {want}, got {len(args)} positional argument"
-                                f"{'s' if len(args) != 1 else ''}")
-            values = args[:nargs]
+            values, payload = self._positional(args, payload)
         if self.has_input:
             if payload is None and not url_only:
                 raise self.fail("missing payload")
         elif payload is not None:
             raise self.fail("takes no payload")
         return self._path(values), payload, self._query(query)
+
+    def _by_keyword(self, args: tuple, kwargs: Mapping[str, Any], payload: Any) -> tuple[Sequence[Any], Any]:
+        """Route arguments given by keyword (a payload may come alone, positionally)."""
+        unknown = [k for k in kwargs if k not in self.args]
+        if unknown:
+            hint = did_you_mean(unknown[0], [*self.args, "payload", "query"], known=True)
+            raise self.fail(f"unexpected keyword argument {unknown[0]!r}; {hint}".rstrip())
+        missing = [a for a in self.args if a not in kwargs]
+        if missing:
+            raise self.fail(f"missing route argument {missing[0]!r}")
+        if args:
+            if not self.has_input or len(args) > 1:
+                raise self.fail("route arguments go either positionally or by keyword, not both")
+            if payload is not None:
+                raise self.fail("payload given twice (positionally and as payload=)")
+            payload = args[0]
+        return [kwargs[a] for a in self.args], payload
+
+    def _positional(self, args: tuple, payload: Any) -> tuple[Sequence[Any], Any]:
+        """Route arguments given positionally, the payload last (or as ``payload=``)."""
+        nargs = len(self.args)
+        count = len(args)
+        if self.has_input and count == nargs + 1:
+            if payload is not None:
+                raise self.fail("payload given twice (positionally and as payload=)")
+            payload = args[-1]
+            count = nargs
+        if count != nargs:
+            want = f"{nargs} route argument{'s' if nargs != 1 else ''}"
+            if self.has_input:
+                want += " and a payload"
+            raise self.fail(f"takes {want}, got {len(args)} positional argument"
+                            f"{'s' if len(args) != 1 else ''}")
+        return args[:nargs], payload
 
     def _path(self, values: Sequence[Any]) -> str:
         if not self._slots:

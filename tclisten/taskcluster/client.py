@@ -202,17 +202,7 @@ class BaseClient:
     def _request(self, method: str, url: str, payload: Any = None) -> Any:
         """Send with retries; the decoded JSON answer, or None for 204."""
         import requests  # loaded by the constructor already: a dict lookup
-        body = None
-        headers = None
-        if payload is not None:
-            try:
-                body = utils.dumpJson(payload).encode("utf-8")
-            except (TypeError, ValueError) as exc:
-                raise CallError(f"{method} {scrub_url(url)}: payload is not JSON: {exc}", method=method,
-                                url=scrub_url(url)) from exc
-            headers = self._json_headers
-        else:
-            headers = self._headers
+        body, headers = self._encode(method, url, payload)
         session = self.session
         auth = self._auth
         send_options = {"timeout": self.timeout, "allow_redirects": False, "stream": False,
@@ -250,6 +240,17 @@ class BaseClient:
             f"{method} {scrub_url(url)}: no usable answer after {attempts} attempt{'s' if attempts > 1 else ''}"
             f" (last: {_describe(cause)})", method=method, url=scrub_url(url), attempts=attempts,
             status_code=status_code) from cause
+
+    def _encode(self, method: str, url: str, payload: Any) -> tuple[bytes | None, dict[str, str]]:
+        """The body of a call (its payload as JSON, None without one) and its headers."""
+        if payload is None:
+            return None, self._headers
+        try:
+            body = utils.dumpJson(payload).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise CallError(f"{method} {scrub_url(url)}: payload is not JSON: {exc}", method=method,
+                            url=scrub_url(url)) from exc
+        return body, self._json_headers
 
     @staticmethod
     def _decode(reply: requests.Response, method: str, url: str) -> Any:
