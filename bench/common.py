@@ -421,10 +421,13 @@ def in_subprocess(func: Callable[..., Any], *args: Any, timeout: float = 300.0, 
 
 
 def max_rss_mib() -> float:
-    """Peak resident set size of this process so far."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size of this process so far: ``VmHWM``, not ``ru_maxrss``, which
+    Linux carries across ``execve`` (a spawned child would report its parent's peak)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def cpu_jiffies() -> tuple[int, int]:

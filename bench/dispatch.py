@@ -13,6 +13,9 @@ queue with the same 3 bindings, in a fresh process):
   calls the handler and acks each message (prefetch 1000 too);
 - ``faststream``, ``faststream-tuned``, ``nameko``: the peer frameworks with their own
   defaults (:mod:`bench.peers`), "not installed" when they are missing;
+- ``tclisten-proposals``: tclisten with two changes proposed for its hot path applied as
+  monkeypatches in its own process (nothing edited; ``profile_dispatch.py``: ``batch-drain``,
+  ``light-message``), no target: what they would give, measured in the same rounds;
 - by hand (``consumer_for``): ``kombu-lean`` (the mixin with a raw ``on_message`` and
   ``json.loads``), ``tclisten-inline`` (``concurrency=0``), ``tclisten-c2`` (two threads).
 
@@ -37,7 +40,8 @@ from bench.probe import Probe
 
 logger = logging.getLogger(__name__)
 
-CANDIDATES = ("tclisten", "pyamqp-batched", "kombu-mixin", "faststream", "faststream-tuned", "nameko")
+CANDIDATES = ("tclisten", "pyamqp-batched", "kombu-mixin", "faststream", "faststream-tuned", "nameko",
+              "tclisten-proposals")
 BASELINE = "tclisten"
 PREFETCH = 1000
 #: tclisten's throughput over each peer's, same round: what the brief asks for.
@@ -131,6 +135,16 @@ def consume_tclisten(queue: str, count: int, prefetch: int = PREFETCH, concurren
     return tclisten_adapter.consume(queue, count, prefetch, handle, concurrency=concurrency)
 
 
+def consume_tclisten_proposals(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
+    """tclisten with the two proposed changes that keep every guarantee, applied in this
+    process only (``profile_dispatch.py``: ``batch-drain`` and ``light-message``)."""
+    from bench import profile_dispatch
+
+    profile_dispatch.apply_variant("batch-drain")
+    profile_dispatch.apply_variant("light-message")
+    return consume_tclisten(queue, count, prefetch)
+
+
 def _consume_tclisten_inline(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
     return consume_tclisten(queue, count, prefetch, concurrency=0)
 
@@ -148,6 +162,8 @@ def consumer_for(candidate: str) -> Callable[..., dict[str, Any]]:
         return consume_pyamqp_batched
     if candidate == "tclisten":
         return consume_tclisten
+    if candidate == "tclisten-proposals":
+        return consume_tclisten_proposals
     if candidate == "tclisten-inline":
         return _consume_tclisten_inline
     if candidate == "tclisten-c2":

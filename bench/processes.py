@@ -124,7 +124,9 @@ def run_one(setup: Setup, workers: int, messages: list[common.BenchMessage], tim
     common.publish(messages, [setup.queue])
     count = len(messages)
     log = (setup.folder / f"stderr-{workers}.log").open("w")
-    env = dict(os.environ, TCLISTEN_LOG_LEVEL="WARNING")
+    # The tclisten next to this bench (a clean checkout of a commit, say), not whatever is installed.
+    env = dict(os.environ, TCLISTEN_LOG_LEVEL="WARNING",
+               PYTHONPATH=os.pathsep.join(p for p in (str(common.ROOT), os.environ.get("PYTHONPATH", "")) if p))
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "tclisten", "run", str(setup.target), "--workers", str(workers),
                              "--broker-url", common.consume_url()], cwd=setup.folder, env=env,

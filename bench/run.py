@@ -73,7 +73,7 @@ QUICK = Sizes(dispatch_messages=300, dispatch_rounds=1, tls_messages=300, tls_ro
               io_messages=100, io_rounds=1, rest_calls=20, rest_rounds=1, overhead_messages=1_000,
               overhead_rounds=1, startup_rounds=1)
 #: Candidates left out of quick runs (they prove nothing the others do not, and cost seconds).
-QUICK_SKIP = {"tls": ("faststream-tuned", "nameko", "faststream", "kombu-mixin"),
+QUICK_SKIP = {"tls": ("faststream-tuned", "nameko", "faststream", "kombu-mixin", "tclisten-proposals"),
               "memory": ("faststream", "nameko")}
 
 
@@ -162,6 +162,21 @@ def dispatch_rows(per_round: list[dict[str, dict]], candidates: tuple[str, ...],
     return rows
 
 
+def proposal_note(per_round: list[dict[str, dict]], targets: dict[str, float]) -> list[str]:
+    """What the proposals' row gives against the targets' peers (per-round ratios, medians)."""
+    proposal = "tclisten-proposals"
+    if not any(proposal in r for r in per_round):
+        return []
+    parts = []
+    for peer, target in targets.items():
+        ratio = common.median(ratio_column(per_round, proposal, peer, "msg_per_s"))
+        if ratio == ratio:  # not nan
+            parts.append(f"{ratio:.2f}x {peer} (target {target:.1f}x)")
+    gain = common.median(ratio_column(per_round, proposal, dispatch.BASELINE, "msg_per_s"))
+    return [f"`tclisten-proposals` (tclisten with `batch-drain` and `light-message` applied, see the analysis): "
+            f"{gain:.2f}x tclisten as it is; " + ", ".join(parts) + "."]
+
+
 DISPATCH_HEADER = ["candidate", "msg/s (median)", "tclisten ÷ candidate (msg/s, same round)", "client CPU µs/msg",
                    "broker CPU µs/msg", "max RSS MiB", "left unacked", "target", "verdict"]
 
@@ -204,6 +219,7 @@ def bench_dispatch(sizes: Sizes) -> Section:
          "faststream: `RabbitBroker` defaults (no basic.qos, so no prefetch limit; FastStream's access log at "
          "INFO, to /dev/null); faststream-tuned: `Channel(prefetch_count=1000)`, `logger=None` (no target); "
          "nameko: `@consume`, `max_workers` 10 = its prefetch.",
+         *proposal_note(per_round, dispatch.TARGETS),
          f"Load average (1/5/15 min): {load0} at the start, {common.load()} at the end."],
         per_round)
 
@@ -239,6 +255,7 @@ def bench_tls(sizes: Sizes, quick: bool = False) -> Section:
         "`server_hostname`), the others the CA file.  Messages are published over the node's plain listener.",
         DISPATCH_HEADER, dispatch_rows(per_round, dispatch.CANDIDATES, missing, dispatch.TARGETS),
         ["Broker CPU here is the private node's beam.smp alone (nothing else uses that node).",
+         *proposal_note(per_round, dispatch.TARGETS),
          f"Load average (1/5/15 min): {load0} at the start, {common.load()} at the end."],
         per_round)
 
@@ -385,7 +402,8 @@ def bench_failure(sizes: Sizes) -> Section:
         for r in range(sizes.failure_rounds):
             results = dispatch.run_round_robust(rotate(candidates, r), queues, messages, prefetch=failure.PREFETCH,
                                                 consumer_for=failure.consumer_for)
-            results["tclisten-failing"]["copies"] = failure.retry_depth(queues["tclisten-failing"])
+            for candidate in candidates:
+                results[candidate]["copies"] = failure.retry_depth(queues[candidate])
             for candidate in candidates:  # the next round starts with empty delay queues
                 common.retrying(failure.delete, queues[candidate])
                 common.retrying(failure.declare, queues[candidate])
