@@ -123,6 +123,11 @@ def run_one(setup: Setup, workers: int, messages: list[common.BenchMessage], tim
     common.purge(setup.queue)
     common.publish(messages, [setup.queue])
     count = len(messages)
+    # What the machine does without us (the broker idle, other people's work): read over a
+    # second before the command starts, so the report can say how much of the 2 cores was free.
+    before = common.cpu_jiffies()
+    time.sleep(1.0)
+    background = common.busy_share(before, common.cpu_jiffies())
     log = (setup.folder / f"stderr-{workers}.log").open("w")
     # The tclisten next to this bench (a clean checkout of a commit, say), not whatever is installed.
     env = dict(os.environ, TCLISTEN_LOG_LEVEL="WARNING",
@@ -163,6 +168,7 @@ def run_one(setup: Setup, workers: int, messages: list[common.BenchMessage], tim
     span = last - first
     broker = (broker1 - broker0) / span if broker0 is not None and broker1 is not None and span > 0 else None
     return {"messages": count, "seconds": span, "machine_busy": common.busy_share(busy0, busy1),
+            "background_busy": background,
             "broker_cores": broker, "load": common.load(), "msg_per_s": (count - 1) / span if span > 0 else float("nan"),
             "processes": len(records), "per_process": sorted(r[0] for r in records), "exit_status": status,
             "left_in_queue": common.depth(setup.queue)}

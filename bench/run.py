@@ -65,7 +65,7 @@ class Sizes:
 
 
 FULL = Sizes(dispatch_messages=20_000, dispatch_rounds=4, tls_messages=20_000, tls_rounds=3,
-             backlog_messages=100_000, backlog_rounds=1, failure_messages=10_000, failure_rounds=3,
+             backlog_messages=100_000, backlog_rounds=2, failure_messages=10_000, failure_rounds=3,
              workers_messages=8_000, workers_rounds=3, io_messages=4_000, io_rounds=3, rest_calls=600,
              rest_rounds=5, overhead_messages=20_000, overhead_rounds=5, startup_rounds=15)
 QUICK = Sizes(dispatch_messages=300, dispatch_rounds=1, tls_messages=300, tls_rounds=1, backlog_messages=2_500,
@@ -466,6 +466,9 @@ def bench_workers(sizes: Sizes) -> Section:
         rate = common.median(column(per_round, candidate, "msg_per_s"))
         ratio = common.median(ratio_column(per_round, candidate, processes.BASELINE, "msg_per_s"))
         busy = common.median(column(per_round, candidate, "machine_busy"))
+        background = common.median(column(per_round, candidate, "background_busy"))
+        per_round_ratios = " ".join(f"{x:.2f}" for x in ratio_column(per_round, candidate, processes.BASELINE,
+                                                                     "msg_per_s"))
         broker = common.median(column(per_round, candidate, "broker_cores"))
         split = " / ".join(str(n) for n in per_round[-1][candidate]["per_process"])
         statuses = ",".join(str(r[candidate]["exit_status"]) for r in per_round)
@@ -473,17 +476,20 @@ def bench_workers(sizes: Sizes) -> Section:
         if candidate != processes.BASELINE:
             target, ok = f"≥ {processes.TARGET:.1f}x", ratio >= processes.TARGET
         rows.append([candidate + (" (baseline)" if candidate == processes.BASELINE else ""), fmt(rate),
-                     f"{ratio:.2f}x", f"{busy * 100:.0f} %", f"{broker:.2f}", split, statuses, target, verdict(ok)])
+                     f"{ratio:.2f}x", per_round_ratios, f"{background * 100:.0f} %", f"{busy * 100:.0f} %",
+                     f"{broker:.2f}", split, statuses, target, verdict(ok)])
     return Section(
         "workers", "5. Worker processes, CPU-bound handler",
         f"`python -m tclisten run target.py --workers N` on {sizes.workers_messages:,} pre-published messages whose "
         f"handler burns {processes.CPU_SECONDS * 1e3:g} ms of CPU (a busy loop), prefetch {processes.PREFETCH} per "
         f"worker; {sizes.workers_rounds} interleaved rounds.  Each worker holds its first message until every "
         "worker has one, then the span to the last message handled is timed (start-up excluded).  Machine busy: "
-        "the share of both cores in use during the span (/proc/stat), everything included (broker, other "
-        "people's work on this shared machine); broker cores: the broker's CPU seconds per second.",
-        ["candidate", "msg/s (median)", "ratio vs 1 worker", "machine busy", "broker cores",
-         "messages per worker (last round)", "exit statuses", "target", "verdict"],
+        "the share of both cores in use (/proc/stat), during the second before the command starts (what "
+        "other people's work on this shared machine takes) and during the span (everything included); broker "
+        "cores: the broker's CPU seconds per second of the span.",
+        ["candidate", "msg/s (median)", "ratio vs 1 worker", "ratio per round", "machine busy before (others)",
+         "machine busy during", "broker cores", "messages per worker (last round)", "exit statuses", "target",
+         "verdict"],
         rows, [f"Load average (1/5/15 min): {load0} at the start, {common.load()} at the end."], per_round)
 
 
