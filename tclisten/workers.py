@@ -55,6 +55,9 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 60.0  # a worker that ran this long before dying restarts after BACKOFF_FIRST again
 _PR_SET_PDEATHSIG = 1
+#: A worker killed by a stop signal's default action died before it installed its handler
+#: (before it took any message), so it left nothing unfinished.
+_EARLY_DEATHS = frozenset({-signal.SIGTERM, -signal.SIGINT})
 
 
 class TargetBuilder:
@@ -314,7 +317,8 @@ class _Supervisor:
     def exit_status(self) -> int:
         if self.config_error:
             return EXIT_CONFIG
-        last = [slot.exit_codes[-1] for slot in self.slots if slot.exit_codes]
+        last = [0 if slot.exit_codes[-1] in _EARLY_DEATHS else slot.exit_codes[-1]
+                for slot in self.slots if slot.exit_codes]
         statuses = ", ".join(f"worker {s.index} {_describe(s.exit_codes[-1])}" for s in self.slots if s.exit_codes)
         if any(code not in (0, EXIT_UNFINISHED) and code > 0 for code in last):
             status = EXIT_FAILURE
@@ -348,8 +352,10 @@ def run_workers(build: Callable[[], Listener], workers: int, *, wait_for_broker:
         raise ConfigError(f"workers {workers}: {build!r} cannot be sent to a worker process ({exc}); pass a "
                           "module-level function or tclisten.workers.TargetBuilder(target)") from None
     app = build()
-    if app.address is None:
+    address = app.address
+    if address is None:
         app.connection()  # raises the ConfigError that says how to name a broker
-    wait_for(app.address, heartbeat=app.heartbeat, limit=wait_for_broker)
+        raise ConfigError(f"listener {app.name!r} has no broker")
+    wait_for(address, heartbeat=app.heartbeat, limit=wait_for_broker)
     logger.info("listener %s: starting %d worker processes on queue %s", app.name, workers, app.queue_name)
     return _Supervisor(build, workers, wait_for_broker, app.health_port).run()
