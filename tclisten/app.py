@@ -26,14 +26,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-from kombu import Connection, Exchange, binding
+from kombu import Connection, Exchange, Queue, binding
 
 from . import options as opts
 from .broker import BrokerAddress, connect, wait_for_broker
 from .context import ClientPool, Context
 from .declare import declare_listener
 from .dispatch import Binding, Dispatcher, Handler, Outcome, call_handler
-from .exceptions import BindingError, ConfigError
+from .exceptions import BindingError, ConfigError, did_you_mean
 from .message import Message
 from .parked import ParkedMessage, ParkedQueue, Selector
 from .policy import RetryPolicy
@@ -49,7 +49,9 @@ __all__ = ["EXIT_UNFINISHED", "Hook", "Listener", "StopSummary", "default_listen
 F = TypeVar("F", bound=Callable[..., Any])
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)*$")
-_UNSET: Any = object()  # ``timeout=`` not given to @on: the listener's handler_timeout
+_UNSET: Any = object()
+# words that end the names of a listener's side queues: no listener name may contain them
+_SIDE_WORDS = frozenset({"retry", "parked", "bindings", "suspect", "migrating"})  # ``timeout=`` not given to @on: the listener's handler_timeout
 #: Exit status of a process stopped by a signal that left running deliveries to the broker
 #: (the grace period ran out, or a second signal): they will be delivered again.
 EXIT_UNFINISHED = 75  # EX_TEMPFAIL
@@ -134,10 +136,12 @@ class Listener:
                  handler_timeout: float | None = 1500.0, queue_type: str = "classic",
                  prune_bindings: bool = True, validate: bool = False, health_port: int | None = None,
                  health_host: str = "127.0.0.1", config: Mapping[str, Any] | None = None) -> None:
-        if not isinstance(name, str) or not _NAME.match(name) or "/retry/" in name or name.endswith(
-                ("/parked", "/bindings")):
+        if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(f"listener name {name!r} must be words of letters, digits, '.', '_', '-' "
                               "separated by '/'")
+        if _SIDE_WORDS & set(name.split("/")[1:]):
+            raise ConfigError(f"listener name {name!r}: {', '.join(sorted(_SIDE_WORDS))} after a '/' name the "
+                              "side queues of another listener")
         given = dict(broker_url=broker_url, pulse_username=pulse_username, pulse_password=pulse_password,
                      pulse_host=pulse_host, prefetch=prefetch, concurrency=concurrency, max_length=max_length,
                      overflow=overflow, expires=expires, backlog_warning=backlog_warning,
@@ -179,6 +183,35 @@ class Listener:
         self._stop_requested = False
         self.health: Any = None  # the HealthServer while running with health_port
         self.stats = Stats()
+
+    def configure(self, **options: Any) -> "Listener":
+        """Change options after construction (``tclisten run --prefetch ...`` does), checked
+        as the constructor checks them; nothing changes when one does not fit."""
+        if self._frozen:
+            raise ConfigError(f"listener {self.name!r} is running: its options can no longer change")
+        known = {"broker_url", "prefetch", "concurrency", "heartbeat", "grace_period", "handler_timeout",
+                 "queue_type", "prune_bindings", "validate", "health_port", "health_host", "backlog_warning",
+                 "declare_exchanges"}
+        for name, value in options.items():
+            if name not in known:
+                raise ConfigError(f"option {name!r} cannot be changed after construction; "
+                                  f"{did_you_mean(name, sorted(known))}".rstrip("; "))
+            opts.check(name, value)
+        new = {name: value for name, value in options.items() if name != "broker_url"}
+        for name in ("grace_period", "handler_timeout"):
+            if new.get(name) is not None:
+                new[name] = float(new[name])
+        if "broker_url" in options:
+            new["address"] = BrokerAddress.resolve(options["broker_url"])
+        if new.get("prefetch", self.prefetch) < new.get("concurrency", self.concurrency):
+            raise ConfigError(f"prefetch ({new.get('prefetch', self.prefetch)}) must be at least concurrency "
+                              f"({new.get('concurrency', self.concurrency)})")
+        Topology("check", self.name, queue_arguments=self._queue_arguments,
+                 queue_type=new.get("queue_type", self.queue_type))
+        for name, value in new.items():
+            setattr(self, name, value)
+        self._dispatcher = None
+        return self
 
     def __repr__(self) -> str:
         where = scrub_url(self.address.urls) if self.address else "no broker"
@@ -289,7 +322,7 @@ class Listener:
         return self.topology.all_queue_names(self.retry_delays())
 
     @property
-    def queue(self) -> Any:
+    def queue(self) -> Queue:
         """The kombu ``Queue`` this listener consumes, with every binding."""
         seen: dict[tuple[str, str], Any] = {}
         for b in self._bindings:
@@ -368,7 +401,8 @@ class Listener:
         settings.update(overrides)
         return ListenerConsumer(connection or self.connection(), **settings)
 
-    def run(self, *, wait_for_broker: float | None = None) -> StopSummary:
+    def run(self, *, wait_for_broker: float | None = None,
+            on_health: Callable[[str], Any] | None = None) -> StopSummary:
         """Consume until stopped (SIGINT/SIGTERM, or :meth:`stop`); blocking.
 
         Waits for the broker first (capped backoff, each attempt logged; at most
@@ -402,6 +436,8 @@ class Listener:
                 from .health import HealthServer
 
                 self.health = HealthServer(self, host=self.health_host, port=self.health_port).start()
+                if on_health is not None:
+                    on_health(self.health.url)
             self._consumer.run()
         finally:
             restore()
@@ -415,7 +451,9 @@ class Listener:
         summary = self._summary()
         logger.info("listener %s stopped: %s", self.name, summary)
         if signalled and not summary.clean:
-            raise SystemExit(summary.exit_status)
+            exit_ = SystemExit(summary.exit_status)
+            exit_.summary = summary  # type: ignore[attr-defined]
+            raise exit_
         return summary
 
     def _summary(self) -> StopSummary:

@@ -168,7 +168,7 @@ def wait_for_broker(address: BrokerAddress, *, heartbeat: int, limit: float | No
         conn = connect(address, heartbeat=heartbeat)
         index = attempt - 1
         try:
-            conn.connect()
+            conn.ensure_connection(max_retries=0, reraise_as_library_errors=False)  # one try, no sleep
             return
         except Exception as exc:  # noqa: BLE001 - every failure is described, then retried or raised
             if refused_login(exc):

@@ -54,6 +54,9 @@ BUSY_WAIT = 0.01  # ... while deliveries are in handlers or acks are due
 STOP_POLL = 0.05  # ... while a stop waits for running handlers
 
 
+_UNKNOWN = Provenance("", "")
+
+
 class Delivery:
     """One message between its arrival and its settlement."""
 
@@ -63,7 +66,7 @@ class Delivery:
         self.message = message  # the kombu message (delivery tag, body, headers)
         self.slot = slot
         self.generation = generation
-        self.provenance: Provenance | None = None
+        self.provenance = _UNKNOWN  # read by _prepare, before anything else
         self.outcome: Outcome | None = None
         self.decision: Decision | None = None  # set before the handlers when they must not run
         self.seconds = 0.0  # time spent in handlers
@@ -106,8 +109,8 @@ class ListenerConsumer(ConsumerMixin):
         self.pending_interrupt: type[BaseException] | None = None
         self._stop_at: float | None = None
         self._generation = 0
-        self._window: AckWindow | None = None
-        self._producer: Producer | None = None
+        self._window = AckWindow(batch=self.ack_batch)  # replaced by one per channel
+        self._producer: Any = None  # a kombu Producer on a channel of its own, per connection
         self._channel: Any = None
         self._consumers: list = []
         self._socket: Socket | None = None  # inline on py-amqp: who may use the socket
@@ -121,7 +124,7 @@ class ListenerConsumer(ConsumerMixin):
         self._deferred: deque[Delivery] = deque()  # to start once the loop has settled
         self._work: SimpleQueue[Delivery | None] = SimpleQueue()
         self._workers: list[Running] = []
-        self._loop_running: Running | None = None
+        self._loop_running = Running(threading.current_thread())  # renewed by consume()
         self._workers_lock = threading.Lock()
         self._claims = threading.Lock()
         self._watchdog: Watchdog | None = None
@@ -156,14 +159,12 @@ class ListenerConsumer(ConsumerMixin):
         """The exception a SIGALRM should raise on the connection's thread now, if any (only
         while a handler runs there)."""
         exc, self.pending_interrupt = self.pending_interrupt, None
-        running = self._loop_running
-        if exc is None or running is None or running.handler is None:
+        if exc is None or self._loop_running.handler is None:
             return None
         return exc
 
     def in_loop_handler(self) -> bool:
-        running = self._loop_running
-        return running is not None and running.handler is not None
+        return self._loop_running.handler is not None
 
     # -- kombu hooks --------------------------------------------------------------------------
 
@@ -174,8 +175,7 @@ class ListenerConsumer(ConsumerMixin):
         (a declare, opening a channel) dispatches deliveries that arrive meanwhile."""
         connection = channel.connection.client
         self._generation += 1
-        if self._window is not None:
-            self._window.forget()  # the channel is gone: the broker has them back
+        self._window.forget()  # the channel is gone: the broker has them back
         driver = getattr(connection.transport, "driver_type", "")
         self._deferred.clear()
         self._window = AckWindow(batch=self.ack_batch, max_delay=self.ack_delay,
@@ -244,7 +244,7 @@ class ListenerConsumer(ConsumerMixin):
                          "unusable while that node is down; queue_type='quorum' replicates it)", text)
         else:
             logger.warning("broker connection lost (%s: %s); reconnecting", type(exc).__name__, text)
-        dropped = self._window.forget() if self._window is not None else 0
+        dropped = self._window.forget()
         if dropped:
             logger.info("%d unacked delivery(ies) go back to the queue with the lost channel", dropped)
 
@@ -252,7 +252,7 @@ class ListenerConsumer(ConsumerMixin):
                 **kwargs: Any) -> Iterator[None]:
         """kombu's contract: ``limit`` events at most, ``socket.timeout`` after ``timeout``
         idle seconds, ``on_iteration`` before each read."""
-        if self._loop_running is None or self._loop_running.thread is not threading.current_thread():
+        if self._loop_running.thread is not threading.current_thread():
             self.loop_thread = threading.current_thread()
             self._loop_running = Running(self.loop_thread)
         with self.consumer_context(**kwargs) as (conn, channel, consumers):
@@ -374,7 +374,7 @@ class ListenerConsumer(ConsumerMixin):
             self._work.put(delivery)
             return
         self._handle(delivery, self._loop_running)
-        if delivery.outcome.ok:  # the common case, settled here without a queue
+        if delivery.outcome is not None and delivery.outcome.ok:  # the common case, settled here
             self.stats.observe(delivery.seconds)
             self._window.done(delivery.slot)
         else:
@@ -517,7 +517,8 @@ class ListenerConsumer(ConsumerMixin):
                                "%s", outcome.unmatched)
             return False
         records = tuple(f.record for f in (outcome.failed or ())) if outcome is not None else ()
-        provenance = delivery.provenance or self._provenance_of(delivery.message)
+        provenance = delivery.provenance if delivery.provenance is not _UNKNOWN else self._provenance_of(
+            delivery.message)
         if isinstance(decision, Quarantine):
             self._republish(delivery, SUSPECT, provenance.next(attempt=decision.attempt, reason=decision.reason,
                                                                redelivered=True))
@@ -565,10 +566,7 @@ class ListenerConsumer(ConsumerMixin):
 
     def running(self) -> list[Running]:
         with self._workers_lock:
-            records = list(self._workers)
-        if self._loop_running is not None:
-            records.append(self._loop_running)
-        return records
+            return [*self._workers, self._loop_running]
 
     def beat(self) -> None:
         """While a handler runs on the connection's thread (the watchdog holds the socket):

@@ -73,6 +73,7 @@ def configure(level: str | None = None, fmt: str | None = None, *, force: bool =
     ours = next((h for h in root.handlers if getattr(h, _OURS, False)), None)
     if ours is None and root.handlers and not force:
         return False  # the program's own logging: leave it alone
+    added = ours is None
     if ours is None:
         ours = _Stderr()
         setattr(ours, _OURS, True)
@@ -81,6 +82,6 @@ def configure(level: str | None = None, fmt: str | None = None, *, force: bool =
         ours.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     if level is not None:
         root.setLevel(level.upper())
-    elif root.level == logging.WARNING or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
+    elif added and root.level in (logging.WARNING, logging.NOTSET):
+        root.setLevel(logging.INFO)  # the first time only: a level set since is the program's
     return True

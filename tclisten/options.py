@@ -87,6 +87,8 @@ _DECLARED = (
            choices=QUEUE_TYPES, cli=True),
     Option("prune_bindings", "bool", True, "remove bindings of the queue the code no longer declares"),
     Option("validate", "bool", False, "check each body against the exchange's JSON schema"),
+    Option("workers", "int", 1, "processes consuming the same queue (tclisten run; competing consumers)",
+           minimum=1, cli=True),
     Option("health_port", "int", None, "serve /healthz and /metrics on this port (0: any free port)",
            minimum=0, cli=True),
     Option("health_host", "str", "127.0.0.1", "address the health server binds", cli=True),

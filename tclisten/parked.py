@@ -68,9 +68,9 @@ class ParkedMessage:
     @property
     def task_id(self) -> str | None:
         """The taskId of a Taskcluster task message (``status.taskId``), else None."""
-        body = self.body if isinstance(self.body, dict) else {}
-        status = body.get("status") if isinstance(body.get("status"), dict) else {}
-        found = status.get("taskId") or body.get("taskId")
+        body: dict[str, Any] = self.body if isinstance(self.body, dict) else {}
+        status = body.get("status")
+        found = (status.get("taskId") if isinstance(status, dict) else None) or body.get("taskId")
         return found if isinstance(found, str) else None
 
     def to_json(self) -> dict[str, Any]:

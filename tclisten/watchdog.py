@@ -191,15 +191,6 @@ class Watchdog:
             self._consumer.abandon(running)
 
 
-def install_alarm(handler: Callable[[int, Any], None]) -> Callable[[], None] | None:
-    """Route ``SIGALRM`` to ``handler`` (main thread only); returns the restorer, or None
-    when signals cannot be installed here."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    previous = signal.signal(signal.SIGALRM, handler)
-    return lambda: signal.signal(signal.SIGALRM, previous)
-
-
 def alarm_main_thread() -> bool:
     """Send the main thread a real SIGALRM (it interrupts blocking calls)."""
     try:

@@ -157,32 +157,8 @@ def listener_values(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def apply_overrides(app: Any, values: Mapping[str, Any]) -> Any:
-    """Set overrides on a Listener built in Python, checked as its constructor checks them;
-    ``broker_url`` and ``queue_type`` also renew what derives from them.  Returns ``app``,
-    left as it was when an override does not fit."""
-    from ..broker import BrokerAddress
-
-    values = dict(values)
-    for name, value in values.items():
-        opts.check(name, value)
-        if name != "broker_url" and not hasattr(app, name):
-            raise UsageError(f"{opts.OPTIONS[name].flag} cannot be applied to {app!r}")
-    new: dict[str, Any] = {}
-    if "broker_url" in values:
-        if not values["broker_url"]:
-            raise UsageError("--broker-url is empty")
-        new["address"] = BrokerAddress.resolve(values.pop("broker_url"))
-    for name, value in values.items():
-        new[name] = float(value) if name in ("grace_period", "handler_timeout") and value is not None else value
-    before = {name: getattr(app, name) for name in new}
-    for name, value in new.items():
-        setattr(app, name, value)
-    try:
-        if app.prefetch < app.concurrency:
-            raise ConfigError(f"prefetch ({app.prefetch}) must be at least concurrency ({app.concurrency})")
-        app.topology  # noqa: B018 - checks the queue type against the queue's options
-    except ConfigError:
-        for name, value in before.items():
-            setattr(app, name, value)
-        raise
-    return app
+    """Set overrides on a Listener built in Python, checked as its constructor checks them
+    (:meth:`tclisten.app.Listener.configure`); nothing changes when one does not fit."""
+    if "broker_url" in values and not values["broker_url"]:
+        raise UsageError("--broker-url is empty")
+    return app.configure(**values)
