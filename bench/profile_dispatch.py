@@ -10,8 +10,9 @@ listener: 3 bindings, prefetch 1000, ``concurrency=1``) drains N pre-published m
 process under the profiler; every function's own time (``tottime``) is put into one stage of
 the path (socket and frames, py-amqp decoding, kombu's ``Message``, tclisten's consumer, the ack
 window, headers, matching, JSON, the handler's ``Message``, the watchdog's bookkeeping, ...) and
-the shares are printed.  The profiler inflates Python-heavy parts, so read the shares as a
-ranking.
+the shares are printed (the own time of builtins and stdlib helpers such as ``dict.get`` or
+``contextlib`` goes to the stages of their callers).  The profiler inflates Python-heavy parts,
+so read the shares as a ranking.
 
 **callgrind** (``--callgrind``): the same consumer under ``valgrind --tool=callgrind``,
 counting instructions (deterministic, unaffected by the shared machine's load).  Each variant
@@ -55,11 +56,11 @@ from bench import common, dispatch  # noqa: E402
 #: (stage, pattern on "file:function") in order: the first match wins.
 STAGES = [
     ("the handler (bench code)", r"bench/(tclisten_adapter|dispatch)\.py"),
-    ("socket and frame reads (tclisten.transport, ssl, socket)", r"tclisten/transport\.py|socket\.py|ssl\.py|"
-                                                                r"method 'recv|'settimeout'|recv_into"),
+    ("socket and frame reads (tclisten.transport, ssl, socket)", r"tclisten/transport\.py|/socket\.py|/ssl\.py|"
+                                                                r"method 'recv|'settimeout'|recv_into|'read' of"),
     ("py-amqp: frames to methods, header and property decoding",
-     r"amqp/(method_framing|serialization|connection|abstract_channel|basic_message|spec|utils)\.py|"
-     r"amqp/channel\.py:\d+\((?!basic_ack|basic_reject)|unpack_from|struct"),
+     r"amqp/(method_framing|serialization|connection|abstract_channel|basic_message|spec|utils|transport)\.py|"
+     r"amqp/channel\.py:\d+\((?!basic_ack|basic_reject)"),
     ("kombu: Message construction and the Consumer callback chain",
      r"kombu/(message|messaging|transport/pyamqp|transport/base|utils|compression|serialization)\.py"),
     ("ack: AckWindow, kombu ack, basic_ack frames", r"tclisten/ackwindow\.py|basic_ack|basic_reject|"
@@ -76,6 +77,13 @@ STAGES = [
     ("tclisten stats and app", r"tclisten/(stats|app)\.py"),
     ("time, threading, queues", r"time|threading|queue|collections|deque"),
 ]
+
+
+def _is_helper(filename: str, key: str) -> bool:
+    """Builtins and stdlib helpers whose time belongs to whoever called them."""
+    if re.search(r"recv|sendall|settimeout", key):  # the socket's own calls are a stage of their own
+        return False
+    return filename == "~" or "contextlib.py" in filename or "<frozen" in filename
 
 
 def stage_of(key: str) -> str:
@@ -238,9 +246,28 @@ def run_cprofile(count: int, top: int) -> None:
     by_stage: dict[str, float] = defaultdict(float)
     rows = []
     total = 0.0
-    for (filename, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():  # type: ignore[attr-defined]
+    table = stats.stats  # type: ignore[attr-defined]
+
+    def stage_by_caller(func_key: tuple, depth: int = 0) -> dict[str, float]:
+        """A helper's own time (builtins, contextlib) split over its callers' stages."""
+        filename, line, func = func_key
         key = f"{filename}:{line}({func})"
-        by_stage[stage_of(key)] += tt
+        own = stage_of(key)
+        if not _is_helper(filename, key) or depth > 3:
+            return {own: 1.0}
+        callers = table[func_key][4]
+        weights: dict[str, float] = defaultdict(float)
+        spent = sum(c[2] for c in callers.values()) or 1.0
+        for caller, (_cc, _nc, tt, _ct) in callers.items():
+            for stage, share in stage_by_caller(caller, depth + 1).items():
+                weights[stage] += share * tt / spent
+        return weights or {own: 1.0}
+
+    for func_key, (cc, nc, tt, ct, callers) in table.items():
+        filename, line, func = func_key
+        key = f"{filename}:{line}({func})"
+        for stage, share in stage_by_caller(func_key).items():
+            by_stage[stage] += tt * share
         total += tt
         rows.append((tt, nc, key))
     print(f"cProfile: {count:,} messages, {result['msg_per_s']:,.0f} msg/s under the profiler, "

@@ -252,8 +252,8 @@ class ListenerConsumer(ConsumerMixin):
                 **kwargs: Any) -> Iterator[None]:
         """kombu's contract: ``limit`` events at most, ``socket.timeout`` after ``timeout``
         idle seconds, ``on_iteration`` before each read."""
-        if self._loop_running.thread is not threading.current_thread():
-            self.loop_thread = threading.current_thread()
+        self.loop_thread = threading.current_thread()
+        if self._loop_running.thread is not self.loop_thread:
             self._loop_running = Running(self.loop_thread)
         with self.consumer_context(**kwargs) as (conn, channel, consumers):
             beat = getattr(conn.connection, "heartbeat", 0) or 0
