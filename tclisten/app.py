@@ -152,6 +152,9 @@ class Listener:
             opts.check(option, value)
         if prefetch < concurrency:
             raise ConfigError(f"prefetch ({prefetch}) must be at least concurrency ({concurrency})")
+        if validate:
+            raise ConfigError("validate=True needs the exchanges' JSON schemas, which this version of tclisten "
+                              "does not bundle yet: check the body in the handler for now")
         self.name = name
         self.prefetch = prefetch
         self.concurrency = concurrency

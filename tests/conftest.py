@@ -18,6 +18,7 @@ import itertools
 import os
 import secrets
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,21 @@ def broker_url() -> str:
     if not _broker_up():
         pytest.fail("RabbitMQ is not listening on 127.0.0.1:5672 (.ci/run starts it)")
     return BROKER_URL
+
+
+@pytest.fixture
+def make_listener(broker):
+    """``make_listener(**options)``: a Listener of a fresh name on the broker on 5672 (exchanges
+    declared, quick retries), whose queues and exchange are deleted after the test."""
+    from tclisten.app import Listener
+
+    def make(**options):
+        options.setdefault("retry", {"max_attempts": 3, "delay": 0.05, "backoff": 2.0})
+        app = Listener(f"test-{uuid.uuid4().hex[:8]}", broker_url=broker.url, declare_exchanges=True, **options)
+        broker.forget_listener(app)
+        return app
+
+    return make
 
 
 @pytest.fixture

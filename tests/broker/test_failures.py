@@ -21,16 +21,6 @@ from tclisten.exceptions import BindingError, BrokerError, TaskclusterRestFailur
 from tclisten.exchanges import QueueEvents
 
 
-@pytest.fixture
-def make_listener(broker):
-    def make(**options):
-        options.setdefault("retry", {"max_attempts": 3, "delay": 0.05, "backoff": 1.0})
-        app = Listener(f"test-{uuid.uuid4().hex[:8]}", broker_url=broker.url, declare_exchanges=True, **options)
-        broker.forget_listener(app)
-        return app
-    return make
-
-
 def events(broker):
     return QueueEvents({"exchangePrefix": broker.prefix})
 
