@@ -294,6 +294,11 @@ class Listener:
         return hook
 
     @property
+    def running_consumer(self) -> Any:
+        """The consumer loop while :meth:`run` runs (its ``connection`` is kombu's), else None."""
+        return self._consumer
+
+    @property
     def clients(self) -> ClientPool:
         """The REST clients handlers get (``ctx.queue`` & co.), shared by all handlers."""
         return self._clients

@@ -152,6 +152,11 @@ class ListenerConsumer(ConsumerMixin):
         if hard:
             self.hard = True
 
+    @property
+    def channel(self) -> Any:
+        """The channel consuming now (None before the first connection)."""
+        return self._channel
+
     def grace_over(self, now: float) -> bool:
         return self.hard or (self._stop_at is not None and now > self._stop_at)
 

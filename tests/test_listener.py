@@ -222,9 +222,20 @@ def test_declaration_errors_and_frozen_registration(broker, make_listener):
         Listener("bad name")
     with pytest.raises(ConfigError):
         Listener("x", prefetch=1, concurrency=4)
-    app._frozen = True
-    with pytest.raises(ConfigError, match="running"):
-        app.on(QueueEvents.taskCompleted)(h)
+    app.add_handler(h, events(broker).taskCompleted, name="h")
+    app.declare()
+    refused = []
+
+    def try_to_add_while_running() -> bool:
+        if not app.stats.connected_now:
+            return False
+        with pytest.raises(ConfigError, match="running"):
+            app.on(QueueEvents.taskCompleted)(h)
+        refused.append(True)
+        return True
+
+    run_listener(app, try_to_add_while_running)
+    assert refused
 
 
 def test_passwords_never_in_repr(broker_url):

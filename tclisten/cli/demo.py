@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import importlib.util
 import logging
 import sys
 import threading
@@ -57,19 +56,10 @@ def examples_dir() -> Path:
 
 def _load_example(path: Path) -> Any:
     """Import an example file as a module of its own (the examples are scripts, not a
-    package one can rely on)."""
-    name = f"_tclisten_demo_{path.stem}"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            from ..exceptions import ConfigError
+    package one can rely on), the way YAML handlers are imported."""
+    from ..config import import_object
 
-            raise ConfigError(f"cannot import the example {path} (not a Python file?)")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
+    return import_object(str(path))
 
 
 def _stamp(moment: datetime.datetime) -> str:

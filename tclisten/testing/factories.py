@@ -96,24 +96,14 @@ def _when(now: _dt.datetime | None, **delta: float) -> str:
 
 
 def _exchange_spec(name: str) -> tuple[str, Exchange, str]:
-    """Find ``(class_name, Exchange, full exchange name)`` for a name or a Topic."""
-    from ..taskcluster.references import ExchangesReference, bundled
+    """``(class_name, Exchange, full exchange name)`` of a bundled exchange, named as
+    :func:`tclisten.topics.resolve` accepts it."""
+    from ..topics import resolve
 
-    refs = {n: r for n, r in bundled().items() if isinstance(r, ExchangesReference)}
-    if "." in name and not name.startswith("exchange/"):
-        cls, _, entry = name.partition(".")
-        ref = refs.get(cls)
-        if ref is not None:
-            for ex in ref.exchanges:
-                if ex.name == entry:
-                    return cls, ex, ref.exchange_prefix + ex.exchange
-    else:
-        for cls, ref in refs.items():
-            for ex in ref.exchanges:
-                if ref.exchange_prefix + ex.exchange == name:
-                    return cls, ex, name
-    hint = did_you_mean(name, factory_names())
-    raise ValueError(f"no bundled exchange {name!r}: {hint}factory_names() lists them")
+    topic = resolve(name)
+    if not hasattr(topic, "entry"):
+        raise ValueError(f"no bundled exchange {name!r}: factory_names() lists them")
+    return topic.service, topic.entry, topic.exchange
 
 
 def build_routing_key(exchange: Any, values: Mapping[str, Any]) -> str:

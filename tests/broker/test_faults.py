@@ -78,7 +78,8 @@ def test_long_handler_keeps_the_connection_alive_with_a_short_heartbeat(broker, 
         handled.append((message.routing.taskId, message.redelivered))
 
     def until() -> bool:
-        channel = getattr(app._consumer, "_channel", None)
+        consumer = app.running_consumer
+        channel = consumer.channel if consumer is not None else None
         if not negotiated and channel is not None and channel.connection is not None:
             negotiated.append(channel.connection.heartbeat)  # what the broker agreed to
         return bool(handled) and app.stats.acked == 1
