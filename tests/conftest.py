@@ -3,7 +3,7 @@
 and brokers of the tests' own to stop, restart, kill or cluster (:mod:`support.nodes`):
 
 * ``private_node`` (module): one private single node; ``.url`` is guest (administrator).  A test
-  may stop_app/kill/stop it: it is healed after each test.
+  may stop (the app or the node) or kill it: it is healed after each test.
 * ``cluster`` (session): three clustered nodes, ``.urls``, ``.failover_url``.
 * ``node_factory`` (function): ``node_factory(consumer_timeout=3000, ...)``, destroyed after the test.
 * ``pulse_user`` (function): a user on ``private_node`` with exactly PulseGuardian's permissions;
