@@ -543,40 +543,9 @@ def cc_routes(headers: Mapping[str, Any] | None) -> list[str]:
     >>> cc_routes(None), cc_routes({})
     ([], [])
     """
-    if not headers:
-        return []
-    cc = headers.get("CC")
-    if not cc:
-        return []
-    if isinstance(cc, (str, bytes, bytearray)):
-        cc = [cc]
-    routes = []
-    for key in cc:
-        if isinstance(key, (bytes, bytearray)):
-            key = key.decode("utf-8", "replace")
-        if isinstance(key, str) and key.startswith(ROUTE_PREFIX):
-            routes.append(key[len(ROUTE_PREFIX):])
-    return routes
+    from .headers import cc_keys, routes_of
 
-
-if TYPE_CHECKING:
-    # What type checkers and editors know of the bundled exchanges classes, which are built
-    # from their references on first use (module __getattr__ below): every other attribute,
-    # on the class or on an instance, is a Topic. tests/test_exports.py keeps the list equal
-    # to the bundled exchanges references.
-    class _EventsType(type):
-        def __getattr__(cls, name: str) -> Topic: ...
-
-    class _ServiceEvents(ExchangesClient, metaclass=_EventsType):
-        def __getattr__(self, name: str) -> Topic: ...
-
-    class AuthEvents(_ServiceEvents): ...
-    class GithubEvents(_ServiceEvents): ...
-    class HooksEvents(_ServiceEvents): ...
-    class NotifyEvents(_ServiceEvents): ...
-    class QueueEvents(_ServiceEvents): ...
-    class SchedulerEvents(_ServiceEvents): ...
-    class WorkerManagerEvents(_ServiceEvents): ...
+    return list(routes_of(cc_keys(headers)))
 
 
 def __getattr__(name: str) -> Any:
