@@ -136,6 +136,16 @@ def error_text(exc: BaseException, limit: int = 2000) -> str:
     return "".join(lines).strip()[:limit]
 
 
+def _trace(exc: BaseException) -> str:
+    """The traceback of a handler's exception for its failure record: files, lines, functions
+    and source lines, without Python 3.11's caret lines (``format_exception`` parses every
+    frame's source with ``ast`` for them: 86 against 33 µs for five frames, bench P3b)."""
+    frames = traceback.StackSummary.from_list(
+        [(f.filename, f.lineno or 0, f.name, f.line) for f in traceback.extract_tb(exc.__traceback__)])
+    return ("Traceback (most recent call last):\n" + "".join(frames.format())
+            + "".join(traceback.format_exception_only(type(exc), exc)))
+
+
 def call_handler(handler: Handler, message: Message) -> Any:
     """The default way a handler is called (the consumer wraps it with time limits, the
     listener with hooks)."""
@@ -228,7 +238,7 @@ class Dispatcher:
     def _failed(self, outcome: Outcome, handler: Handler, message: Message, exc: BaseException) -> None:
         park, delay = classify(exc)
         text = error_text(exc)
-        trace = "" if isinstance(exc, HandlerTimeout) else "".join(traceback.format_exception(exc))
+        trace = "" if isinstance(exc, HandlerTimeout) else _trace(exc)
         logger.error("handler %s failed on %s %s (attempt %d): %s", handler.name, message.exchange,
                      message.routing_key, message.attempt, error_text(exc, 500),
                      exc_info=None if isinstance(exc, HandlerTimeout) else exc,

@@ -376,7 +376,7 @@ broker_url:
 handler_timeout: null
 queue_type: quorum
 prune_bindings: false
-validate: true
+validate: false
 health_port: 0
 health_host: 0.0.0.0
 workers: 3
@@ -397,12 +397,18 @@ bindings:
 """
 
 
+def test_validate_true_is_refused_until_schemas_are_bundled(tmp_path):
+    cfg = load_config(write(tmp_path, NEW_KEYS.replace("validate: false", "validate: true")), environ={})
+    with pytest.raises(ConfigError, match="validate: validate=True needs the exchanges' JSON schemas"):
+        build_listener(cfg)
+
+
 def test_new_keys(tmp_path):
     cfg = load_config(write(tmp_path, NEW_KEYS), environ={})
     assert cfg.broker_url == ("amqp://guest:guest@127.0.0.1:5672//", "amqp://guest:guest@127.0.0.2:5672//")
     assert cfg.handler_timeout is None
     assert "handler_timeout" in cfg.given
-    assert (cfg.queue_type, cfg.prune_bindings, cfg.validate) == ("quorum", False, True)
+    assert (cfg.queue_type, cfg.prune_bindings, cfg.validate) == ("quorum", False, False)
     assert (cfg.health_port, cfg.health_host, cfg.workers) == (0, "0.0.0.0", 3)
     assert (cfg.log_level, cfg.log_format) == ("WARNING", "json")
     kwargs = cfg.listener_kwargs()
@@ -416,7 +422,7 @@ def test_new_keys(tmp_path):
     app = build_listener(cfg)
     assert app.handler_timeout is None
     assert app.queue_type == "quorum"
-    assert app.validate is True
+    assert app.validate is False
     assert app.address.urls == cfg.broker_url
     assert [(b.exchange, b.pattern) for b in app.bindings] == [
         ("exchange/hgpushes/v2", "mozilla-central.#"),

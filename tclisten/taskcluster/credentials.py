@@ -417,9 +417,9 @@ class Credentials:
 # --------------------------------------------------------------------------- reading options
 
 #: The standard environment variables, by the option (or credentials key) each stands for.
-ENVIRONMENT: Mapping[str, str] = {key: "TASKCLUSTER_" + name for key, name in (
-    ("rootUrl", "ROOT_URL"), ("clientId", "CLIENT_ID"), ("accessToken", "ACCESS_TOKEN"),
-    ("certificate", "CERTIFICATE"))}
+ENVIRONMENT: Mapping[str, str] = dict((
+    ("rootUrl", "TASKCLUSTER_ROOT_URL"), ("clientId", "TASKCLUSTER_CLIENT_ID"),
+    ("accessToken", "TASKCLUSTER_ACCESS_TOKEN"), ("certificate", "TASKCLUSTER_CERTIFICATE")))
 _KEYS = ("clientId", "accessToken", "certificate")
 # (where credentials came from, how to give both or neither there)
 _FROM_OPTION = ("credentials", "give both clientId and accessToken, or neither")
