@@ -9,7 +9,6 @@ import importlib.util
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys

@@ -21,7 +21,6 @@ import pytest
 from support.faultkit import publish_tasks, queue_counts, wait_until
 from support.listener_kit import GROUP, Broker, task_key, task_status
 from tclisten.app import Listener
-from tclisten.exchanges import QueueEvents
 
 ROOT = Path(__file__).resolve().parents[2]
 
