@@ -266,8 +266,8 @@ class ListenerConsumer(ConsumerMixin):
             # idle wait must be shorter than the heartbeat period to ever time out.
             idle = min(safety_interval, beat / 4) if beat else safety_interval
             self._sock = getattr(getattr(conn.connection, "transport", None), "sock", None)
-            if self._socket is not None:
-                self._watchdog_socket(self._socket)
+            if self._watchdog is not None:
+                self._watchdog.watch_socket(self._socket)
             events, idle_for, set_to, next_beat = 0, 0.0, None, 0.0
             try:
                 while not self.stopping and (limit is None or events < limit):
@@ -314,10 +314,6 @@ class ListenerConsumer(ConsumerMixin):
             if self.stopping:
                 self._stop(conn, consumers)
                 self.stats.connected_now = False
-
-    def _watchdog_socket(self, sock_owner: Socket) -> None:
-        if self._watchdog is not None:
-            self._watchdog._socket = sock_owner
 
     @contextmanager
     def _blocking(self) -> Iterator[None]:

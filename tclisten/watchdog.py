@@ -128,6 +128,10 @@ class Watchdog:
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tclisten-watchdog", daemon=True)
 
+    def watch_socket(self, socket: Socket | None) -> None:
+        """The socket owner of the connection now in use (a new one per connection)."""
+        self._socket = socket
+
     def start(self) -> "Watchdog":
         self._thread.start()
         return self
