@@ -169,29 +169,8 @@ def _light_message() -> None:
 
 
 def _batch_drain() -> None:
-    """The consume loop's ``drain_events`` (kombu's, which only the loop calls) dispatches,
-    after the delivery it waited for, every delivery whose frames are already in the frame
-    buffer, without touching the socket again: the loop's per-iteration work (on_iteration,
-    _settle, timeout checks, heartbeat and backlog checks, the generator round trip) and
-    py-amqp's ``having_timeout`` context per frame are paid per buffer-full instead of per
-    message.  py-amqp's own waits (``basic_consume`` waiting for consume-ok, declares) still
-    read one frame at a time: draining more there would dispatch deliveries before their
-    consumer's callback is registered (py-amqp rejects those: measured, not a guess)."""
-    from tclisten.transport import KombuSSLTransport, KombuTransport
-
-    def drain_events(self: Any, connection: Any, **kwargs: Any) -> Any:
-        result = connection.drain_events(**kwargs)
-        frames = getattr(connection.transport, "_frames", None)
-        if frames is not None:
-            on_frame = connection.on_inbound_frame
-            frame = frames.pop_frame()
-            while frame is not None:
-                on_frame(frame)
-                frame = frames.pop_frame()
-        return result
-
-    KombuTransport.drain_events = drain_events  # type: ignore[assignment]
-    KombuSSLTransport.drain_events = drain_events  # type: ignore[assignment]
+    """Built into ``tclisten.transport`` since (``_DrainBuffered``): nothing to patch; kept as a
+    variant name so that older result files stay comparable."""
 
 
 PATCHES = {"no-json": _no_json, "no-invoker": _no_invoker, "light-message": _light_message,

@@ -31,6 +31,16 @@ KINDS = {"str": "a string", "int": "an integer", "number": "a number", "bool": "
          "urls": "a URL or a list of URLs", "mapping": "a mapping"}
 
 
+def flag_of(name: str) -> str:
+    """The command-line flag of an option or a setting: ``prefetch`` -> ``--prefetch``."""
+    return "--" + name.replace("_", "-")
+
+
+def env_of(name: str) -> str:
+    """Its environment variable: ``prefetch`` -> ``TCLISTEN_PREFETCH``."""
+    return "TCLISTEN_" + name.upper()
+
+
 @dataclass(frozen=True)
 class Option:
     """One listener option.  ``nullable``: None is a value of its own (``handler_timeout``:
@@ -48,11 +58,11 @@ class Option:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return flag_of(self.name)
 
     @property
     def env(self) -> str:
-        return "TCLISTEN_" + self.name.upper()
+        return env_of(self.name)
 
     def describe(self) -> str:
         text = KINDS[self.kind]

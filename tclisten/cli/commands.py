@@ -41,7 +41,7 @@ from .operate import (
     Progress, cmd_bindings_diff, cmd_delete, cmd_migrate, cmd_parked_drop, cmd_parked_list, cmd_parked_requeue,
     cmd_publish, cmd_record, load_for_inspection,
 )
-from .overrides import add_run_flags
+from .overrides import add_run_flags, seconds_or_none
 from .running import cmd_run, configure_logging, emit
 from .targets import load_target
 
@@ -240,15 +240,10 @@ def _positive(text: str) -> int:
 
 
 def _seconds_or_none(text: str) -> float | None:
-    if text.strip().lower() in ("none", "forever"):
-        return None
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0 or none, not {text!r}")
-    return value
+        return seconds_or_none(text)
+    except ConfigError as exc:  # argparse says what a type function raised only for this one
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 TARGET_HELP = "listener.yaml, package.module[:attr] or script.py[:attr]"

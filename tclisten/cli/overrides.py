@@ -37,11 +37,11 @@ class Flag:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return opts.flag_of(self.name)
 
     @property
     def env(self) -> str:
-        return "TCLISTEN_" + self.name.upper()
+        return opts.env_of(self.name)
 
 
 def _choice(name: str, choices: tuple[str, ...], upper: bool = False) -> Callable[[str], str]:
@@ -54,7 +54,8 @@ def _choice(name: str, choices: tuple[str, ...], upper: bool = False) -> Callabl
     return parse
 
 
-def _seconds(text: str) -> float | None:
+def seconds_or_none(text: str) -> float | None:
+    """Seconds to wait for the broker: a number >= 0, or none (for ever)."""
     if text.strip().lower() in ("none", "forever", ""):
         return None
     try:
@@ -105,7 +106,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("log_format", _choice("log format", opts.LOG_FORMATS),
          "text, or json: one JSON object per line (default: the file's logging.format, else text)",
          "{" + ",".join(opts.LOG_FORMATS) + "}"),
-    Flag("wait_for_broker", _seconds, "seconds to wait for the broker at the start, retrying with "
+    Flag("wait_for_broker", seconds_or_none, "seconds to wait for the broker at the start, retrying with "
          "backoff (default: for ever; a refused login fails at once)", "SECONDS"),
 )
 _BY_NAME = {flag.name: flag for flag in FLAGS}
