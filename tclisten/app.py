@@ -39,6 +39,7 @@ from .parked import ParkedMessage, ParkedQueue, Selector
 from .policy import RetryPolicy
 from .redact import scrub_url
 from .stats import Stats
+from .taskcluster import schemas
 from .topics import binding_pattern, resolve
 from .topology import Topology
 
@@ -153,8 +154,7 @@ class Listener:
         if prefetch < concurrency:
             raise ConfigError(f"prefetch ({prefetch}) must be at least concurrency ({concurrency})")
         if validate:
-            raise ConfigError("validate=True needs the exchanges' JSON schemas, which this version of tclisten "
-                              "does not bundle yet: check the body in the handler for now")
+            schemas.require_checker()
         self.name = name
         self.prefetch = prefetch
         self.concurrency = concurrency
@@ -200,6 +200,8 @@ class Listener:
                 raise ConfigError(f"option {name!r} cannot be changed after construction; "
                                   f"{did_you_mean(name, sorted(known))}".rstrip("; "))
             opts.check(name, value)
+        if options.get("validate"):
+            schemas.require_checker()
         new = {name: value for name, value in options.items() if name != "broker_url"}
         for name in ("grace_period", "handler_timeout"):
             if new.get(name) is not None:
@@ -224,40 +226,51 @@ class Listener:
 
     def on(self, topic: Any, *, route: str | None = None, routing_key: str | None = None,
            name: str | None = None, timeout: float | None = _UNSET,
-           retry: RetryPolicy | Mapping[str, Any] | None = None, **fields: Any) -> Callable[[F], F]:
+           retry: RetryPolicy | Mapping[str, Any] | None = None, validate: bool | None = None,
+           **fields: Any) -> Callable[[F], F]:
         """Decorator: call the function for messages of ``topic`` matching routing-key
         ``fields``, a CC ``route``, or a raw ``routing_key`` pattern (any Pulse exchange).
-        ``timeout`` and ``retry`` override the listener's for this handler.  Returns the
-        function unchanged; stack several ``@on`` freely."""
-        resolved, pattern = self._compile(topic, route, routing_key, fields)  # errors now
+        ``timeout``, ``retry`` and ``validate`` override the listener's for this handler.
+        Returns the function unchanged; stack several ``@on`` freely."""
+        resolved, pattern = self._compile(topic, route, routing_key, fields, validate)  # errors now
 
         def decorator(fn: F) -> F:
-            self._register(fn, resolved, pattern, name, timeout, retry)
+            self._register(fn, resolved, pattern, name, timeout, retry, validate)
             return fn
 
         return decorator
 
     def add_handler(self, fn: Callable[..., Any], topic: Any, *, route: str | None = None,
                     routing_key: str | None = None, name: str | None = None, timeout: float | None = _UNSET,
-                    retry: RetryPolicy | Mapping[str, Any] | None = None, **fields: Any) -> Binding:
+                    retry: RetryPolicy | Mapping[str, Any] | None = None, validate: bool | None = None,
+                    **fields: Any) -> Binding:
         """Bind ``fn(message, ctx)`` to ``topic``; what ``@on`` does.  Errors surface here,
         not when a message arrives."""
-        resolved, pattern = self._compile(topic, route, routing_key, fields)
-        return self._register(fn, resolved, pattern, name, timeout, retry)
+        resolved, pattern = self._compile(topic, route, routing_key, fields, validate)
+        return self._register(fn, resolved, pattern, name, timeout, retry, validate)
 
     @staticmethod
     def _compile(topic: Any, route: str | None, routing_key: str | None,
-                 fields: Mapping[str, Any]) -> tuple[Any, str]:
+                 fields: Mapping[str, Any], validate: bool | None = None) -> tuple[Any, str]:
         resolved = resolve(topic)
-        return resolved, binding_pattern(resolved, route=route, routing_key=routing_key, fields=fields)
+        pattern = binding_pattern(resolved, route=route, routing_key=routing_key, fields=fields)
+        if validate is not None:
+            opts.check("validate", validate)
+        if validate:
+            schemas.require_checker()
+            if _schema_of(resolved) is None:
+                raise BindingError(f"validate=True: {resolved.exchange} has no bundled JSON schema to check "
+                                   "bodies against")
+        return resolved, pattern
 
     def _register(self, fn: Callable[..., Any], topic: Any, pattern: str, name: str | None,
-                  timeout: Any, retry: Any) -> Binding:
+                  timeout: Any, retry: Any, validate: bool | None = None) -> Binding:
         if self._frozen:
             raise ConfigError(f"listener {self.name!r} is running: handlers can no longer be added")
         _check_callable(fn)
         if timeout is not _UNSET:
             opts.check("handler_timeout", timeout)
+
         handler_name = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
         handler = next((h for h in self._handlers if h.name == handler_name), None)
         if handler is None:
@@ -271,6 +284,8 @@ class Listener:
             handler.timeout, handler.timeout_set = timeout, True
         if retry is not None:
             handler.retry = RetryPolicy.coerce(retry, base=self.retry)
+        if validate is not None:
+            handler.validate = validate
         new = Binding(topic.exchange, pattern, handler_name)
         if new in self._bindings:
             raise BindingError(f"handler {handler_name} is bound twice to {topic.exchange} {pattern!r}")
@@ -344,11 +359,26 @@ class Listener:
     @property
     def dispatcher(self) -> Dispatcher:
         if self._dispatcher is None:
+            validating = self._validating()
+            checks = {}
+            for exchange in {b.exchange for b in self._bindings if b.handler in validating}:
+                path = _schema_of(self._topics[exchange])
+                if path is None:  # only the listener's validate=True reaches here: @on refuses it
+                    logger.warning("validate=True: %s has no bundled JSON schema; its bodies are not checked",
+                                   exchange)
+                else:
+                    checks[exchange] = schemas.body_check(path)
             self._dispatcher = Dispatcher(
                 self._handlers, self._bindings, own_exchange=self.topology.exchange.name,
                 parsers={name: topic.parse for name, topic in self._topics.items() if topic.parse},
-                invoke=_with_hooks(tuple(self._hooks)), listener=self.name)
+                invoke=_with_hooks(tuple(self._hooks)), listener=self.name,
+                checks=checks, validating=validating)
         return self._dispatcher
+
+    def _validating(self) -> frozenset[str]:
+        """The handlers whose bodies are checked against their schema."""
+        return frozenset(h.name for h in self._handlers
+                         if (self.validate if h.validate is None else h.validate))
 
     def dispatch(self, exchange: str, routing_key: str, body: Any, headers: Mapping[str, Any] | None = None,
                  *, redelivered: bool = False) -> Outcome:
@@ -560,6 +590,12 @@ def _check_callable(fn: Any) -> None:
                            f"its signature is {signature}") from None
 
 
+def _schema_of(topic: Any) -> str | None:
+    """The bundled schema of a topic's messages; None for raw exchanges and 2015 ones."""
+    reference = getattr(topic, "reference", None)
+    return schemas.bundled_path(reference.service_name, topic.schema) if reference is not None else None
+
+
 def _with_hooks(hooks: tuple[Hook, ...]) -> Callable[[Handler, Message], Any]:
     """The handler call, wrapped by the listener's hooks (no wrapping without hooks)."""
     if not hooks:
@@ -605,10 +641,10 @@ def default_listener() -> Listener:
 
 def on(topic: Any, *, route: str | None = None, routing_key: str | None = None, name: str | None = None,
        timeout: float | None = _UNSET, retry: RetryPolicy | Mapping[str, Any] | None = None,
-       **fields: Any) -> Callable[[F], F]:
+       validate: bool | None = None, **fields: Any) -> Callable[[F], F]:
     """``@tclisten.on(...)``: declare a handler on the script's default listener."""
     return default_listener().on(topic, route=route, routing_key=routing_key, name=name, timeout=timeout,
-                                 retry=retry, **fields)
+                                 retry=retry, validate=validate, **fields)
 
 
 def run(*, wait_for_broker: float | None = None) -> StopSummary:

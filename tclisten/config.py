@@ -22,8 +22,9 @@
       - exchange: QueueEvents.taskFailed
         fields: {provisionerId: proj-example}
         handler: handlers.py:on_failed     # a file next to this one, or package.module:function
-        timeout: 60                        # this handler's own limit and retry policy
-        retry: {max_attempts: 2}
+        timeout: 60                        # this handler's own limit, retry policy and
+        retry: {max_attempts: 2}           # body check against the exchange's schema
+        validate: true
       - exchange: QueueEvents.taskCompleted
         route: index.project.example.#
         handler: example.reactions:on_indexed
@@ -87,14 +88,15 @@ PROCESS_OPTIONS: dict[str, Option] = {"workers": OPTIONS.get("workers") or Optio
 HANDLER_SECTIONS = ("taskcluster", "config")
 _PULSE_KEYS = {"pulse_username": "username", "pulse_password": "password", "pulse_host": "host"}
 _SECTIONS = ("name", "pulse", "logging", "bindings")
-_BINDING_KEYS = ("exchange", "fields", "route", "routing_key", "handler", "name", "timeout", "retry")
+_BINDING_KEYS = ("exchange", "fields", "route", "routing_key", "handler", "name", "timeout", "retry", "validate")
 _TASKCLUSTER_KEYS = ("rootUrl", "credentials", "authorizedScopes", "maxRetries", "timeout", "signedUrlExpiration")
 
 
 @dataclass(frozen=True)
 class BindingConfig:
     """One ``bindings`` entry: an exchange, fields, a route or a raw routing-key pattern, the
-    handler to call, and the handler's own ``timeout`` and ``retry`` (when ``timeout_given``)."""
+    handler to call, and the handler's own ``timeout`` (when ``timeout_given``), ``retry`` and
+    ``validate``."""
 
     exchange: str
     handler: str
@@ -105,6 +107,7 @@ class BindingConfig:
     timeout: float | None = None
     timeout_given: bool = False
     retry: Mapping[str, Any] | None = None
+    validate: bool | None = None
     function: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     line: int = field(default=0, compare=False)
 
@@ -297,6 +300,7 @@ def _binding(r: Reader, item: Any, index: int, line: int, base: Path, resolve_ha
     timeout_given = "timeout" in entry
     timeout = r.option(entry, "handler_timeout", prefix, key="timeout")
     retry = _retry(r, entry, "retry", prefix) if entry.get("retry") is not None else None
+    validate = r.option(entry, "validate", prefix)
     function = None
     if resolve_handlers:
         try:
@@ -308,7 +312,8 @@ def _binding(r: Reader, item: Any, index: int, line: int, base: Path, resolve_ha
                          f"{handler!r} is {kind_of(function)}, not a function")
     return BindingConfig(exchange=exchange, handler=handler, fields=fields, route=route,
                          name=r.get(entry, "name", "str", prefix), routing_key=routing_key, timeout=timeout,
-                         timeout_given=timeout_given, retry=retry, function=function, line=entry.line)
+                         timeout_given=timeout_given, retry=retry, validate=validate, function=function,
+                         line=entry.line)
 
 
 def _top_keys() -> tuple[str, ...]:
@@ -503,7 +508,8 @@ def build_listener(config: ListenerConfig, *, overrides: Mapping[str, Any] | Non
             fn = b.function if b.function is not None else import_object(b.handler, base=base)
             extra: dict[str, Any] = {"timeout": b.timeout} if b.timeout_given else {}
             app.add_handler(fn, b.exchange, route=b.route, routing_key=b.routing_key, name=b.name,
-                            retry=dict(b.retry) if b.retry else None, **extra, **dict(b.fields))
+                            retry=dict(b.retry) if b.retry else None, validate=b.validate, **extra,
+                            **dict(b.fields))
         except (ConfigError, BindingError, ValueError, TypeError) as exc:
             raise ConfigError(f"{where}:{b.line}: {key}: {exc}", file=where, line=b.line, key=key) from exc
     return app

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import headers as codec
-from .exceptions import HandlerTimeout
+from .exceptions import HandlerTimeout, InvalidBody
 from .headers import FailureRecord, HeaderError, Provenance
 from .matching import ExchangeMatcher
 from .message import Message
@@ -59,6 +59,7 @@ class Handler:
     timeout: float | None = None
     retry: RetryPolicy | None = None
     timeout_set: bool = field(default=False, repr=False)  # timeout given on @on, even None
+    validate: bool | None = None  # check bodies against their schema (None: the listener's)
 
     def __repr__(self) -> str:
         return f"<Handler {self.name}>"
@@ -157,13 +158,16 @@ class Dispatcher:
 
     ``parsers`` maps an exchange name to the function that splits its routing keys into
     named words (``Topic.parse``); ``own_exchange`` is where retries and requeues come from;
-    ``invoke`` calls one handler (:func:`call_handler` unless wrapped).
+    ``invoke`` calls one handler (:func:`call_handler` unless wrapped); ``checks`` maps an
+    exchange name to its body check (:func:`tclisten.taskcluster.schemas.body_check`), run
+    once per message before the handlers named in ``validating``.
     """
 
     def __init__(self, handlers: Sequence[Handler], bindings: Iterable[Binding], *,
                  parsers: Mapping[str, Callable[[str], Mapping[str, str]]] | None = None,
                  own_exchange: str | None = None, invoke: Invoke = call_handler,
-                 listener: str = "") -> None:
+                 listener: str = "", checks: Mapping[str, Callable[[Any], str | None]] | None = None,
+                 validating: Iterable[str] = ()) -> None:
         self.handlers = tuple(handlers)
         by_name = {h.name: h for h in self.handlers}
         self._matcher = ExchangeMatcher()
@@ -173,6 +177,8 @@ class Dispatcher:
         self.own_exchange = own_exchange
         self.invoke = invoke
         self.listener = listener
+        self._checks = dict(checks or {})
+        self._validating = frozenset(validating)
 
     # -- routing ------------------------------------------------------------------
 
@@ -228,7 +234,15 @@ class Dispatcher:
                           parse=self._parsers.get(exchange))
         outcome = Outcome(provenance, message, handlers)
         call = invoke or self.invoke
+        invalid: str | None = None
+        checked = False
         for handler in handlers:
+            if self._validating and handler.name in self._validating and exchange in self._checks:
+                if not checked:
+                    invalid, checked = self._checks[exchange](decoded), True
+                if invalid is not None:
+                    self._failed(outcome, handler, message, InvalidBody(invalid))
+                    continue
             try:
                 call(handler, message)
             except (Exception, HandlerTimeout) as exc:  # a handler's failure never reaches the loop
@@ -238,10 +252,12 @@ class Dispatcher:
     def _failed(self, outcome: Outcome, handler: Handler, message: Message, exc: BaseException) -> None:
         park, delay = classify(exc)
         text = error_text(exc)
-        trace = "" if isinstance(exc, HandlerTimeout) else _trace(exc)
-        logger.error("handler %s failed on %s %s (attempt %d): %s", handler.name, message.exchange,
+        untraced = isinstance(exc, (HandlerTimeout, InvalidBody))  # no handler frame to show
+        trace = "" if untraced else _trace(exc)
+        logger.error("handler %s %s on %s %s (attempt %d): %s", handler.name,
+                     "not called" if isinstance(exc, InvalidBody) else "failed", message.exchange,
                      message.routing_key, message.attempt, error_text(exc, 500),
-                     exc_info=None if isinstance(exc, HandlerTimeout) else exc,
+                     exc_info=None if untraced else exc,
                      extra={"tclisten": {"listener": self.listener, "handler": handler.name,
                                          "exchange": message.exchange, "routing_key": message.routing_key,
                                          "attempt": message.attempt}})

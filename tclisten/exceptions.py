@@ -18,6 +18,8 @@
     Park, Retry                             raised by a handler to park its message at once
                                             or retry it after a given delay (control flow,
                                             not errors: they subclass Exception only)
+     └── InvalidBody                        a body that fails its exchange's schema
+                                            (validate=True): parked, the handler not called
 
 Context travels in attributes (``status_code``, ``method``, ``url``, ...), never only in
 the text, and every exception pickles with its attributes.  No message ever contains an
@@ -121,6 +123,11 @@ class Park(Exception):
     def __init__(self, reason: str = "parked by the handler") -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class InvalidBody(Park):
+    """A body that does not match its exchange's JSON schema (``validate=True``): the message
+    is parked with the schema error and the handler is not called."""
 
 
 class Retry(Exception):

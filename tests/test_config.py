@@ -397,10 +397,13 @@ bindings:
 """
 
 
-def test_validate_true_is_refused_until_schemas_are_bundled(tmp_path):
+def test_validate_true_in_yaml_checks_the_bodies_of_every_handler_with_a_schema(tmp_path):
+    pytest.importorskip("fastjsonschema")
     cfg = load_config(write(tmp_path, NEW_KEYS.replace("validate: false", "validate: true")), environ={})
-    with pytest.raises(ConfigError, match="validate: validate=True needs the exchanges' JSON schemas"):
-        build_listener(cfg)
+    app = build_listener(cfg)
+    assert app.validate is True
+    assert sorted(app.dispatcher._checks) == ["exchange/taskcluster-queue/v1/task-completed",
+                                              "exchange/taskcluster-queue/v1/task-failed"]
 
 
 def test_new_keys(tmp_path):

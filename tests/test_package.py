@@ -63,6 +63,8 @@ def test_wheel_installs_into_a_fresh_venv_and_finds_its_references(tmp_path):
                    "tclisten/py.typed", "tclisten/cli/commands.py", "tclisten/testing/kit.py",
                    "tclisten/taskcluster/reference_data/manifest.json",
                    "tclisten/taskcluster/reference_data/queue/v1/api.json",
+                   "tclisten/taskcluster/reference_data/schemas/queue/v1/task-failed-message.json",
+                   "tclisten/taskcluster/schemas.py",
                    "tclisten/examples/reactor.py", "tclisten/examples/messages/all.jsonl"):
         assert member in names
 

@@ -530,16 +530,30 @@ def reference_facts(ref: Reference) -> dict:
 
 
 def import_references(sources: Iterable[str | os.PathLike], dest: str | os.PathLike) -> list[Path]:
-    """Write the facts of every reference in ``sources`` to ``dest`` in deployment layout.
+    """Write the facts of every reference in ``sources`` to ``dest`` in deployment layout,
+    with the JSON schemas of their exchanges' messages under ``dest/schemas/``.
 
     A later source adds only the classes the earlier ones did not define, so
     ``import_references([deployment, seed_2015_apis_json], "references")`` bundles a current
     deployment plus the 2015 services that no longer exist.  Returns the files written.
     """
+    from .schemas import collect, reader_for, schema_path
+
     merged: dict[str, Reference] = {}
+    schemas: dict[str, dict] = {}
     for source in sources:
+        read = reader_for(os.fspath(source))
+        roots = []
         for name, ref in load(source).items():
-            merged.setdefault(name, ref)
+            if name in merged:
+                continue
+            merged[name] = ref
+            if isinstance(ref, ExchangesReference) and read is not None:
+                roots += [root for ex in ref.exchanges if ex.schema
+                          and (root := schema_path(ref.service_name, ex.schema)) is not None]
+        if roots and read is not None:
+            for rel, schema in collect(read, roots).items():
+                schemas.setdefault(rel, schema)
     dest = Path(dest)
     written: list[Path] = []
     manifest = []
@@ -550,6 +564,11 @@ def import_references(sources: Iterable[str | os.PathLike], dest: str | os.PathL
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(reference_facts(ref), indent=1, sort_keys=True) + "\n")
         manifest.append(rel)
+        written.append(path)
+    for rel, schema in sorted(schemas.items()):
+        path = dest / "schemas" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
         written.append(path)
     (dest / "manifest.json").write_text(json.dumps({"references": sorted(manifest)}, indent=1) + "\n")
     written.append(dest / "manifest.json")

@@ -325,3 +325,25 @@ def test_consume_honours_kombu_limit_timeout_and_on_iteration(broker, make_liste
         assert 5 <= len(seen) < 7
     finally:
         consumer.connection.release()
+
+
+def test_validate_parks_an_invalid_body_with_the_schema_error_and_handles_the_valid_one(broker, make_listener):
+    pytest.importorskip("fastjsonschema")
+    from tclisten.testing.factories import message_for
+
+    app = make_listener(validate=True)
+    handled = []
+    app.on(events(broker).taskCompleted)(lambda message, ctx: handled.append(message.routing.taskId))
+    app.declare()
+    good, bad = message_for("QueueEvents.taskCompleted"), message_for("QueueEvents.taskCompleted")
+    broker.publish("task-completed", good.routing_key, good.body)
+    broker.publish("task-completed", bad.routing_key, dict(bad.body, workerId="no spaces allowed"))
+    run_listener(app, lambda: broker.count(f"{app.queue_name}/parked") == 1 and len(handled) == 1)
+    assert handled == [good.body["status"]["taskId"]]
+    assert broker.count(app.queue_name) == 0
+    (parked,) = app.parked()
+    assert parked.task_id == bad.body["status"]["taskId"]
+    (failure,) = parked.failures
+    assert failure.type == "InvalidBody"
+    assert "body does not match queue/v1/task-completed-message.json: body.workerId must match pattern" in failure.message
+    assert failure.traceback == ""

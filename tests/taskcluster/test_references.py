@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tclisten.taskcluster import references
+from tclisten.taskcluster import references, schemas
 from tclisten.exceptions import ReferenceFormatError
 
 CURRENT = ["Auth", "AuthEvents", "Github", "GithubEvents", "Hooks", "HooksEvents", "Index", "Notify",
@@ -29,11 +29,76 @@ def test_bundle_has_every_current_service_and_the_2015_ones():
 
 
 def test_bundle_keeps_only_facts():
-    for path in references.bundled_dir().rglob("*.json"):
+    for path in references.bundled_dir().glob("*/*/*.json"):
         text = path.read_text()
         assert '"description"' not in text, path
         assert '"title"' not in text, path
         assert '"summary"' not in text, path
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _prose(node, where="") -> list[str]:
+    """Where a schema keeps prose: a prose keyword with text (a property named ``title``
+    maps to a schema, not to text)."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in schemas.PROSE and isinstance(value, (str, list)):
+                found.append(f"{where}/{key}")
+            found += _prose(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += _prose(item, f"{where}/{index}")
+    return found
+
+
+def test_bundled_schemas_keep_no_prose_and_every_ref_stays_in_the_bundle():
+    folder = schemas.bundled_schemas_dir()
+    files = sorted(folder.rglob("*.json"))
+    assert len(files) >= 30
+    for path in files:
+        data = json.loads(path.read_text())
+        assert _prose(data) == [], path
+        assert data["$schema"] == schemas.DRAFT6 and "$id" not in data, path
+    rel = [p.relative_to(folder).as_posix() for p in files]
+    assert schemas.collect(lambda p: json.loads((folder / p).read_text()), rel).keys() == set(rel)
+
+
+def test_strip_prose_keeps_properties_named_like_prose_keywords():
+    schema = {"type": "object", "description": "x", "properties": {
+        "title": {"type": "string", "title": "t"}, "examples": {"items": [{"description": "d"}]}},
+        "definitions": {"a": {"anyOf": [{"$comment": "c", "type": "null"}]}}}
+    assert schemas.strip_prose(schema) == {"type": "object", "properties": {
+        "title": {"type": "string"}, "examples": {"items": [{}]}}, "definitions": {"a": {"anyOf": [{"type": "null"}]}}}
+
+
+def test_a_ref_out_of_the_deployment_is_an_error_naming_the_schema():
+    files = {"svc/v1/a.json": {"$ref": "https://elsewhere.example/b.json#"}}
+    with pytest.raises(ReferenceFormatError, match="schema svc/v1/a.json: \\$ref 'https://elsewhere.example/b.json#' "
+                                                   "leaves the deployment's schemas"):
+        schemas.collect(files.__getitem__, ["svc/v1/a.json"])
+
+
+def test_schemas_are_read_from_a_deployment_over_http(shared_references):
+    root = shared_references / "tc-example-deployment"
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        read = schemas.reader_for(f"http://127.0.0.1:{server.server_port}")
+        found = schemas.collect(read, ["queue/v1/task-failed-message.json"])
+        with pytest.raises(ReferenceFormatError, match="cannot fetch schema"):
+            read("queue/v1/missing.json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    bundled = schemas.bundled_schemas_dir()
+    assert found == {p: json.loads((bundled / p).read_text()) for p in found}
+    assert "queue/v1/task.json" in found
 
 
 def test_queue_exchanges_know_the_sizes_the_queue_enforces():
@@ -48,6 +113,9 @@ def test_bundle_matches_import_of_shared_references(shared_references, tmp_path)
                                   shared_references / "seed-2015" / "apis.json"], tmp_path)
     fresh = references.load(tmp_path)
     assert fresh == references.bundled()
+    bundled = schemas.bundled_schemas_dir()
+    written = {p.relative_to(tmp_path / "schemas"): p.read_text() for p in (tmp_path / "schemas").rglob("*.json")}
+    assert written == {p.relative_to(bundled): p.read_text() for p in bundled.rglob("*.json")}
 
 
 def test_load_deployment_layout_and_2015_bundle(shared_references):
