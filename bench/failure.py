@@ -14,17 +14,13 @@ Timed from the first handler call to ``run()`` returning, i.e. after the last co
 confirmed and the last original acked.  Goal: the failing path at >= 0.5x the throughput of
 the succeeding one.
 
-Two more candidates measure a proposed change to ``tclisten/consumer.py`` (a monkeypatch in
-their own process; nothing is edited): ``proposal-ok`` and ``proposal-failing`` run with every
-delivery already in the frame buffer dispatched by one ``drain_events`` (see
-``profile_dispatch.py``, ``batch-drain``) and, for the copies, pipelined publisher confirms:
-``_settle`` publishes the copies of every finished delivery without waiting, then waits once for
-all their confirms, then acks their originals (one ``queue_declare`` round trip per batch, as
-now per copy); and failure records whose traceback is formatted without Python 3.11's caret
-lines (``traceback.format_exception`` parses each frame's source with ``ast`` for them).
+One more candidate measures a proposed change (a monkeypatch in its own process; nothing is
+edited): ``lean-failing`` records each failure without its traceback (type, message, time
+only), so the copy's ``x-tclisten-*`` headers shrink from about 1 KB to about 200 bytes: what the
+traceback's share of the copy costs the broker and the client.
 
 >>> CANDIDATES
-('tclisten-ok', 'tclisten-failing', 'proposal-ok', 'proposal-failing')
+('tclisten-ok', 'tclisten-failing', 'lean-failing')
 """
 
 from __future__ import annotations
@@ -37,7 +33,7 @@ from bench import common
 from bench.dispatch import handle
 from bench.probe import Probe
 
-CANDIDATES = ("tclisten-ok", "tclisten-failing", "proposal-ok", "proposal-failing")
+CANDIDATES = ("tclisten-ok", "tclisten-failing", "lean-failing")
 BASELINE = "tclisten-ok"
 PREFETCH = 1000
 RETRY = {"max_attempts": 3, "delay": 600}
@@ -74,118 +70,11 @@ def consume_failing(queue: str, count: int, prefetch: int = PREFETCH) -> dict[st
     return consume(queue, count, prefetch, fail=True)
 
 
-def pipelined_confirms() -> None:
-    """The proposal for ``ListenerConsumer._settle`` / ``_republish``, as a monkeypatch: copies
-    are published without waiting, their confirms awaited once per settle pass (a nack raises,
-    as a refused copy does now: the originals go back to the queue)."""
-    from amqp import spec
-    from amqp.exceptions import MessageNacked
-
-    from tclisten.consumer import ListenerConsumer
-
-    def pipelined_channel(self: Any) -> Any:
-        channel = self._producer.channel
-        state = getattr(channel, "_tclisten_confirms", None)
-        if state is None:
-            state = channel._tclisten_confirms = {"published": 0, "outstanding": set(), "nacked": False}
-            if not channel._confirm_selected:
-                channel._confirm_selected = True
-                channel.confirm_select()
-
-            def publish(*args: Any, **kwargs: Any) -> Any:
-                kwargs.pop("confirm_timeout", None)
-                result = channel._basic_publish(*args, **kwargs)
-                state["published"] += 1
-                state["outstanding"].add(state["published"])
-                return result
-
-            def acked(tag: int, multiple: bool) -> None:
-                outstanding = state["outstanding"]
-                if multiple:
-                    state["outstanding"] = {t for t in outstanding if t > tag}
-                else:
-                    outstanding.discard(tag)
-
-            def nacked(tag: int, multiple: bool) -> None:
-                state["nacked"] = True
-                acked(tag, multiple)
-
-            channel.basic_publish = publish
-            channel.events["basic_ack"].add(acked)
-            channel.events["basic_nack"].add(nacked)
-        return channel, state
-
-    def _settle(self: Any) -> None:
-        finished = self._finished
-        copied: list = []
-        while not finished.empty():
-            delivery = finished.get()
-            if delivery.generation != self._generation:
-                continue
-            if delivery.outcome is not None:
-                self.stats.observe(delivery.seconds)
-            try:
-                with self._blocking():
-                    pipelined_channel(self)
-                    if self._carry_out(delivery):
-                        copied.append(delivery)
-                        continue
-            except self._broker_errors:
-                raise
-            except Exception:
-                self._window.give_back(delivery.slot)
-                continue
-            self._window.done(delivery.slot)
-        if copied:
-            channel, state = pipelined_channel(self)
-            with self._blocking():
-                while state["outstanding"]:
-                    channel.wait([spec.Basic.Ack, spec.Basic.Nack])
-            if state["nacked"]:
-                state["nacked"] = False
-                for delivery in copied:
-                    self._window.give_back(delivery.slot)
-                raise MessageNacked("a copy was refused")
-            for delivery in copied:
-                self._window.done(delivery.slot)
-        self._window.flush(force=bool(copied))
-        if copied:
-            with self._blocking():
-                self._channel.queue_declare(self.topology.suspect_name, passive=True)
-
-    ListenerConsumer._settle = _settle  # type: ignore[method-assign]
-
-
-def plain_tracebacks() -> None:
-    """The proposal for ``Dispatcher._failed``: the failure record's traceback without
-    Python 3.11's caret lines (``^^^^``), which ``traceback.format_exception`` computes by
-    parsing every frame's source line with ``ast``: same files, lines, functions and source."""
-    import traceback as real
-    import types
-
+def consume_lean_failing(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
     import tclisten.dispatch as dispatch_module
 
-    def format_exception(exc: BaseException) -> list[str]:
-        frames = [(f.filename, f.lineno, f.name, f.line) for f in real.extract_tb(exc.__traceback__)]
-        return (["Traceback (most recent call last):\n"] + real.StackSummary.from_list(frames).format()
-                + real.format_exception_only(type(exc), exc))
-
-    shim = types.SimpleNamespace(**{name: getattr(real, name) for name in dir(real) if not name.startswith("__")})
-    shim.format_exception = format_exception
-    dispatch_module.traceback = shim  # type: ignore[assignment]
-
-
-def consume_proposal(queue: str, count: int, prefetch: int = PREFETCH, fail: bool = False) -> dict[str, Any]:
-    from bench import profile_dispatch
-
-    profile_dispatch.apply_variant("batch-drain")
-    pipelined_confirms()
-    plain_tracebacks()
-    return consume(queue, count, prefetch, fail=fail)
-
-
-def consume_proposal_failing(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
-    return consume_proposal(queue, count, prefetch, fail=True)
+    dispatch_module._trace = lambda exc: ""  # type: ignore[assignment]
+    return consume(queue, count, prefetch, fail=True)
 
 
 def consumer_for(candidate: str) -> Any:
@@ -193,10 +82,8 @@ def consumer_for(candidate: str) -> Any:
         return consume
     if candidate == "tclisten-failing":
         return consume_failing
-    if candidate == "proposal-ok":
-        return consume_proposal
-    if candidate == "proposal-failing":
-        return consume_proposal_failing
+    if candidate == "lean-failing":
+        return consume_lean_failing
     raise ValueError(f"unknown failure-path candidate {candidate!r}; choose from {CANDIDATES}")
 
 

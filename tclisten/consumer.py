@@ -36,6 +36,7 @@ from kombu.mixins import ConsumerMixin
 
 from . import headers as codec
 from .ackwindow import AckWindow, Slot
+from .confirms import Confirms
 from .dispatch import Dispatcher, Handler, HandlerFailure, Outcome, error_text
 from .exceptions import HandlerTimeout
 from .headers import FailureRecord, HeaderError, Provenance
@@ -111,6 +112,7 @@ class ListenerConsumer(ConsumerMixin):
         self._generation = 0
         self._window = AckWindow(batch=self.ack_batch)  # replaced by one per channel
         self._producer: Any = None  # a kombu Producer on a channel of its own, per connection
+        self._confirms: Confirms | None = None  # every publish on the producer's channel
         self._channel: Any = None
         self._consumers: list = []
         self._socket: Socket | None = None  # inline on py-amqp: who may use the socket
@@ -189,6 +191,7 @@ class ListenerConsumer(ConsumerMixin):
             queue(channel).declare()
         self._delays_declared = {int(d * 1000) for d in self.policy.delays()}
         self._producer = Producer(connection.channel(), exchange=self.topology.exchange)
+        self._confirms = Confirms(self._producer)
         self._channel = channel
         self._raw = connection.connection
         self._socket = Socket() if self.inline and hasattr(self._raw, "send_heartbeat") else None
@@ -474,11 +477,12 @@ class ListenerConsumer(ConsumerMixin):
     def _settle(self) -> None:
         """Carry out the decision of every finished delivery, then ack what is due.
 
-        The original of a re-published copy is acked at once, not batched: were the process
-        to die first, the broker would deliver the original again and the copy would run
-        too."""
+        The copies of one pass (retries, parked ones) are published back to back and their
+        confirms awaited once (:mod:`tclisten.confirms`); only then are their originals
+        settled, and acked at once, not batched: were the process to die first, the broker
+        would deliver the original again and the copy would run too."""
         finished = self._finished
-        copied = False
+        copied: list[Delivery] = []
         while not finished.empty():
             delivery = finished.get()
             if delivery.generation != self._generation:
@@ -487,22 +491,36 @@ class ListenerConsumer(ConsumerMixin):
                 self.stats.observe(delivery.seconds)
             try:
                 with self._blocking():
-                    copied = self._carry_out(delivery) or copied
+                    if self._carry_out(delivery):
+                        copied.append(delivery)
+                        continue
             except self._broker_errors:
                 raise  # the connection is gone: reconnect; the broker delivers it again
-            except Exception:  # the copy was refused (a nack, say): give the original back
+            except Exception:  # the copy could not be made: give the original back
                 logger.exception("could not retry or park %s; returning it to the queue",
                                  delivery.message.delivery_info.get("routing_key"))
                 self._window.give_back(delivery.slot)
                 continue
             self._window.done(delivery.slot)
-        self._window.flush(force=copied)
-        if copied:
-            # A synchronous call on the consuming channel returns once the broker has
-            # processed the acks sent before it on that channel: a crash right after cannot
-            # lose them (a dying process's last frames may be dropped with its connection).
-            with self._blocking():
-                self._channel.queue_declare(self.topology.suspect_name, passive=True)
+        if not copied:
+            self._window.flush()
+            return
+        assert self._confirms is not None
+        with self._blocking():
+            refused = self._confirms.wait()  # a broker error: reconnect; the broker has the originals
+        for delivery in copied:
+            if delivery in refused:
+                logger.error("the broker refused the copy of %s; returning it to the queue",
+                             delivery.message.delivery_info.get("routing_key"))
+                self._window.give_back(delivery.slot)
+            else:
+                self._window.done(delivery.slot)
+        self._window.flush(force=True)
+        # A synchronous call on the consuming channel returns once the broker has processed
+        # the acks sent before it on that channel: a crash right after cannot lose them (a
+        # dying process's last frames may be dropped with its connection).
+        with self._blocking():
+            self._channel.queue_declare(self.topology.suspect_name, passive=True)
 
     def _carry_out(self, delivery: Delivery) -> bool:
         """Carry out the delivery's decision; True when a copy was published."""
@@ -556,12 +574,13 @@ class ListenerConsumer(ConsumerMixin):
         return retry_key(delay)
 
     def _republish(self, delivery: Delivery, routing_key: str, provenance: Provenance) -> None:
+        """Publish the delivery's copy; its confirm is awaited by :meth:`_settle`."""
         message = delivery.message
-        self._producer.publish(message.body, routing_key=routing_key,
+        assert self._confirms is not None
+        self._confirms.publish(delivery, message.body, routing_key=routing_key,
                                headers=codec.encode(message.headers, provenance),
                                content_type=message.content_type or "application/json",
-                               content_encoding=message.content_encoding or "utf-8",
-                               delivery_mode=2, retry=False)
+                               content_encoding=message.content_encoding or "utf-8")
 
     # -- the watchdog's calls ----------------------------------------------------------------
 

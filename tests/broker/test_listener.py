@@ -393,11 +393,14 @@ def test_malformed_retry_headers_and_dispatch_failures_park_and_the_loop_goes_on
     assert seen == [good] and broker.count(app.queue_name) == 0
 
 
-def test_a_refused_retry_copy_returns_the_original_to_the_queue(broker, make_listener, monkeypatch):
-    """When publishing the retry copy fails (a nack, say), the original is not acked: it goes
-    back to the queue and comes again marked redelivered, which counts as an attempt: the
-    second attempt runs then."""
-    from kombu import Producer
+def test_a_refused_retry_copy_returns_the_original_to_the_queue(broker, make_listener):
+    """When the broker refuses the retry copy (a nack: here a full queue with
+    ``reject-publish`` bound to the same key), the original is not acked: it goes back to the
+    queue and comes again marked redelivered, which counts as an attempt: the second attempt
+    runs then."""
+    from kombu import Queue
+
+    from tclisten.topology import retry_key
 
     app = make_listener()
     calls = []
@@ -408,18 +411,16 @@ def test_a_refused_retry_copy_returns_the_original_to_the_queue(broker, make_lis
         if message.attempt == 1:
             raise RuntimeError("fails on the first attempt")
 
-    real_publish = Producer.publish
-    refused = []
-
-    def publish(self, body, routing_key=None, **kwargs):
-        if str(routing_key).startswith("retry.") and not refused:
-            refused.append(routing_key)
-            raise RuntimeError("the broker nacked the copy")
-        return real_publish(self, body, routing_key=routing_key, **kwargs)
-
-    monkeypatch.setattr(Producer, "publish", publish)
     app.declare()
+    trap = f"{app.queue_name}-trap"
+    broker.queues.add(trap)
+    first_retry = retry_key(app.retry.delays()[0])
+    Queue(trap, app.topology.exchange, routing_key=first_retry,
+          queue_arguments={"x-max-length": 1, "x-overflow": "reject-publish"})(broker.channel).declare()
+    broker.channel.basic_publish(broker.channel.prepare_message(b"full"), exchange=app.topology.exchange.name,
+                                 routing_key=first_retry)  # the trap is full: it refuses every copy
     broker.publish("task-failed", task_key(slug(), GROUP), task_status("t", GROUP, "failed"))
     run_listener(app, lambda: (2, True) in calls)
-    assert refused and calls == [(1, False), (2, True)]
+    assert calls == [(1, False), (2, True)]
+    assert broker.count(trap) == 1
     assert broker.count(app.queue_name) == 0 and broker.count(f"{app.queue_name}/parked") == 0
