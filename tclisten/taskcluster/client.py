@@ -24,12 +24,14 @@ per host; more threads open extra connections that are not kept).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
 import threading
 import time
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
@@ -48,7 +50,7 @@ if TYPE_CHECKING:  # requests, and hawk which needs it, load with the first clie
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BaseClient", "client_class", "retry_delay", "DEFAULT_OPTIONS"]
+__all__ = ["BaseClient", "CallObserver", "RestCall", "call_observers", "client_class", "retry_delay", "DEFAULT_OPTIONS"]
 
 #: Defaults of the options that have one.
 DEFAULT_OPTIONS: Mapping[str, Any] = MappingProxyType(
@@ -57,6 +59,34 @@ _OPTIONS = ("rootUrl", "baseUrl", "credentials", "authorizedScopes", "maxRetries
             "signedUrlExpiration", "timeout")
 _LEGACY_ROOT_URL = "https://taskcluster.net"
 _sleep = time.sleep  # module-level so a test can record the backoff without waiting
+
+
+@dataclass
+class RestCall:
+    """One REST call as :data:`call_observers` see it: the client class (``"Queue"``), the
+    service, the function name, the HTTP method and the URL made safe to show; ``attempts``
+    and ``status_code`` (of the last answer) are filled in before the observers exit.
+
+    >>> call = RestCall("Queue", "queue", "task", "GET", "https://tc.example.com/api/queue/v1/task/T")
+    >>> call.attempts, call.status_code
+    (0, None)
+    """
+
+    client: str
+    service: str
+    name: str
+    method: str
+    url: str
+    attempts: int = 0
+    status_code: int | None = None
+
+
+CallObserver = Callable[[RestCall], contextlib.AbstractContextManager[Any]]
+
+#: Context-manager factories entered around every REST call, ``observer(call)`` with its
+#: :class:`RestCall` (:mod:`tclisten.otel` installs one).  Replaced whole, never mutated;
+#: empty, a call pays one falsy check (and a ``call is not None`` test per attempt).
+call_observers: tuple[CallObserver, ...] = ()
 
 
 def retry_delay(retry: int) -> float:
@@ -197,10 +227,26 @@ class BaseClient:
         url = self.base_url + path
         if query:
             url += "?" + encode_query(query)
+        observers = call_observers
+        if observers:
+            return self._observed(observers, spec, url, payload)
         return self._request(spec.method, url, payload)
 
-    def _request(self, method: str, url: str, payload: Any = None) -> Any:
-        """Send with retries; the decoded JSON answer, or None for 204."""
+    def _observed(self, observers: tuple[CallObserver, ...], spec: CallSpec, url: str, payload: Any) -> Any:
+        """:meth:`_request` inside every observer."""
+        call = RestCall(type(self).__name__, self.serviceName, spec.name, spec.method, scrub_url(url))
+        with contextlib.ExitStack() as stack:
+            for observe in observers:
+                stack.enter_context(observe(call))
+            try:
+                return self._request(spec.method, url, payload, call)
+            except TaskclusterConnectionError as exc:  # no answer on the last attempt
+                call.attempts = getattr(exc, "attempts", call.attempts)
+                raise
+
+    def _request(self, method: str, url: str, payload: Any = None, call: RestCall | None = None) -> Any:
+        """Send with retries; the decoded JSON answer, or None for 204.  ``call`` (observed
+        calls only) gets the attempts and the status of each answer."""
         import requests  # loaded by the constructor already: a dict lookup
         body, headers = self._encode(method, url, payload)
         session = self.session
@@ -229,6 +275,8 @@ class BaseClient:
                 raise TaskclusterConnectionError(f"{method} {scrub_url(url)}: {type(exc).__name__}",
                                                  method=method, url=scrub_url(url), attempts=attempt) from exc
             status = reply.status_code
+            if call is not None:
+                call.attempts, call.status_code = attempt, status
             if status < 400:  # a 303 (getArtifact) carries its JSON answer: never follow it
                 return self._decode(reply, method, url)
             failure = _failure(reply, method, url)
