@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 from kombu import Connection, Exchange, Queue, binding
 
 from . import options as opts
-from .broker import BrokerAddress, connect, wait_for_broker
+from .broker import BrokerAddress, connect, describe_error, wait_for_broker
 from .context import ClientPool, Context
 from .declare import declare_listener
 from .dispatch import Binding, Dispatcher, Handler, Outcome, call_handler
@@ -90,7 +90,8 @@ class StopSummary:
 @dataclass(frozen=True)
 class Hook:
     """Called around every handler call: ``before(handler, message)``, ``after(handler,
-    message, result)``, ``error(handler, message, exc)`` (the exception then goes on)."""
+    message, result)``, ``error(handler, message, exc)`` (the exception then goes on).  A
+    hook that raises is logged and ignored."""
 
     before: Callable[[Handler, Message], Any] | None = None
     after: Callable[[Handler, Message, Any], Any] | None = None
@@ -435,7 +436,8 @@ class Listener:
             dispatcher=self.dispatcher, topology=self.topology, main_queue=self.queue, policy=self.retry,
             policy_of=self.policy_of, prefetch=self.prefetch, concurrency=self.concurrency,
             grace_period=self.grace_period, handler_timeout=self.handler_timeout, stats=self.stats,
-            backlog_warning=self.backlog_warning, park_unmatched=not self.prune_bindings)
+            backlog_warning=self.backlog_warning, park_unmatched=not self.prune_bindings,
+            describe_error=(lambda exc: describe_error(exc, self.address)) if self.address else None)
         settings.update(overrides)
         return ListenerConsumer(connection or self.connection(), **settings)
 
@@ -597,24 +599,33 @@ def _schema_of(topic: Any) -> str | None:
 
 
 def _with_hooks(hooks: tuple[Hook, ...]) -> Callable[[Handler, Message], Any]:
-    """The handler call, wrapped by the listener's hooks (no wrapping without hooks)."""
+    """The handler call, wrapped by the listener's hooks (no wrapping without hooks).
+
+    A hook that raises is logged and otherwise ignored: a tracing or metrics bug must not
+    turn a handled message into a retry (its handler would run again)."""
     if not hooks:
         return call_handler
+
+    def call(part: Callable[..., Any], *args: Any) -> None:
+        try:
+            part(*args)
+        except Exception:
+            logger.exception("hook %r raised; ignored", part)
 
     def invoke(handler: Handler, message: Message) -> Any:
         for hook in hooks:
             if hook.before is not None:
-                hook.before(handler, message)
+                call(hook.before, handler, message)
         try:
             result = handler.fn(message, handler.context)
         except BaseException as exc:
             for hook in hooks:
                 if hook.error is not None:
-                    hook.error(handler, message, exc)
+                    call(hook.error, handler, message, exc)
             raise
         for hook in reversed(hooks):
             if hook.after is not None:
-                hook.after(handler, message, result)
+                call(hook.after, handler, message, result)
         return result
 
     return invoke

@@ -82,7 +82,8 @@ class ListenerConsumer(ConsumerMixin):
                  handler_timeout: float | None = None, policy_of: Callable[[str], RetryPolicy] | None = None,
                  park_unmatched: bool = False, backlog_warning: int | None = None,
                  backlog_interval: float = 30.0, ack_delay: float = 1.0, watch_interval: float = 0.2,
-                 on_outcome: Callable[[Outcome], Any] | None = None) -> None:
+                 on_outcome: Callable[[Outcome], Any] | None = None,
+                 describe_error: Callable[[BaseException], str] | None = None) -> None:
         self.connection = connection
         self.dispatcher = dispatcher
         self.topology = topology
@@ -101,6 +102,7 @@ class ListenerConsumer(ConsumerMixin):
         self.ack_delay = ack_delay
         self.watch_interval = watch_interval
         self.on_outcome = on_outcome  # told every delivery's outcome (the test kit records them)
+        self.describe_error = describe_error or (lambda exc: f"{type(exc).__name__}: {exc}")
         # Ack at least twice per prefetch window, so the broker never waits for us.
         self.ack_batch = max(1, min(500, prefetch // 2))
         self.stopping = False
@@ -217,7 +219,7 @@ class ListenerConsumer(ConsumerMixin):
 
     def on_connection_error(self, exc: Exception, interval: float) -> None:
         self.stats.connected_now = False
-        logger.warning("broker connection failed (%s); retrying in %.1f s", exc, interval)
+        logger.warning("broker connection failed (%s); retrying in %.1f s", self.describe_error(exc), interval)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:  # pragma: no cover - we never decode
         logger.error("undecodable message: %s", exc)

@@ -17,7 +17,7 @@ do not.
 >>> path = bundled_path("queue", "v1/task-completed-message.json#")
 >>> path
 'queue/v1/task-completed-message.json'
->>> body_check(path)({"version": 1, "status": {}})   # doctest: +SKIP
+>>> body_check(path)({"version": 1, "status": {}})
 "body does not match queue/v1/task-completed-message.json: body must contain ['runId', 'workerGroup', 'workerId'] properties"
 """
 

@@ -347,3 +347,26 @@ def test_validate_parks_an_invalid_body_with_the_schema_error_and_handles_the_va
     assert failure.type == "InvalidBody"
     assert "body does not match queue/v1/task-completed-message.json: body.workerId must match pattern" in failure.message
     assert failure.traceback == ""
+
+
+def test_a_hook_that_raises_is_logged_and_changes_nothing(broker, make_listener, caplog):
+    app = make_listener(retry={"max_attempts": 1})
+    calls = []
+
+    def broken(*args):
+        raise RuntimeError("the tracing backend is down")
+
+    app.add_hook(before=broken, after=broken, error=broken)
+
+    @app.on(events(broker).taskCompleted, name="ok")
+    def ok(message, ctx):
+        calls.append(message.routing.taskId)
+
+    app.declare()
+    task = slug()
+    broker.publish("task-completed", task_key(task, GROUP), task_status(task, GROUP))
+    with caplog.at_level(logging.ERROR, logger="tclisten.app"):
+        run_listener(app, lambda: app.stats.acked == 1)
+    assert calls == [task]
+    assert (app.stats.retried, app.stats.parked, broker.count(f"{app.queue_name}/parked")) == (0, 0, 0)
+    assert caplog.text.count("raised; ignored") == 2  # before and after

@@ -225,6 +225,8 @@ def test_connection_cuts_mid_stream_lose_nothing(broker, proxy, caplog):
     assert app.stats.reconnects >= len(faults) and proxy.refused >= 1  # more if the broker restarted too
     backoff = [r.getMessage() for r in caplog.records if r.getMessage().startswith("broker connection failed")]
     assert backoff and "retrying in 2.0 s" in backoff[0]  # refused while cut: it waited, then tried again
+    assert f"127.0.0.1:{proxy.port}" in backoff[0] and "guest" in backoff[0]  # where, and as whom
+    assert not any(":guest@" in text for text in backoff)  # never the password
     assert broker.count(app.queue_name) == 0  # everything was acked before the listener stopped
 
 
