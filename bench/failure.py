@@ -73,7 +73,7 @@ def consume_failing(queue: str, count: int, prefetch: int = PREFETCH) -> dict[st
 def consume_lean_failing(queue: str, count: int, prefetch: int = PREFETCH) -> dict[str, Any]:
     import tclisten.dispatch as dispatch_module
 
-    dispatch_module._trace = lambda exc: ""  # type: ignore[assignment]
+    dispatch_module._trace = lambda exc, text=None: ""  # type: ignore[assignment]
     return consume(queue, count, prefetch, fail=True)
 
 
