@@ -49,7 +49,7 @@ from ..parked import ParkedMessage
 from ..topics import resolve
 from ..dispatch import Outcome
 from ..exceptions import BindingError, ConfigError
-from .factories import FactoryMessage, build_routing_key, factory_for, factory_names, message_for
+from .factories import FactoryMessage, build_routing_key, factory_for, message_for
 from .fakeserver import FakeTaskcluster
 from ..matching import TopicMatcher
 
@@ -57,18 +57,7 @@ logger = logging.getLogger(__name__)
 
 IDLE_AFTER = 0.02  # seconds without a delivery after which the kit's listener counts as idle
 
-__all__ = [
-    "FactoryMessage",
-    "Failure",
-    "FakeTaskclusterService",
-    "Handled",
-    "ListenerTestKit",
-    "build_routing_key",
-    "factory_for",
-    "factory_names",
-    "message_for",
-    "read_records",
-]
+__all__ = ["Failure", "FakeTaskclusterService", "Handled", "ListenerTestKit", "read_records"]
 
 
 # --------------------------------------------------------------------------- REST
