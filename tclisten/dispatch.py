@@ -194,6 +194,11 @@ class Dispatcher:
         self._checks = dict(checks or {})
         self._validating = frozenset(validating)
 
+    @property
+    def checked_exchanges(self) -> tuple[str, ...]:
+        """The exchanges whose bodies are checked against a schema, sorted."""
+        return tuple(sorted(self._checks))
+
     # -- routing ------------------------------------------------------------------
 
     def match(self, exchange: str, routing_key: str, cc: Sequence[str] = ()) -> tuple[Handler, ...]:

@@ -402,8 +402,8 @@ def test_validate_true_in_yaml_checks_the_bodies_of_every_handler_with_a_schema(
     cfg = load_config(write(tmp_path, NEW_KEYS.replace("validate: false", "validate: true")), environ={})
     app = build_listener(cfg)
     assert app.validate is True
-    assert sorted(app.dispatcher._checks) == ["exchange/taskcluster-queue/v1/task-completed",
-                                              "exchange/taskcluster-queue/v1/task-failed"]
+    assert app.dispatcher.checked_exchanges == ("exchange/taskcluster-queue/v1/task-completed",
+                                                "exchange/taskcluster-queue/v1/task-failed")
 
 
 def test_new_keys(tmp_path):

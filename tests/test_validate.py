@@ -12,6 +12,7 @@ from support.blocked import run_without
 from support.env import REALWORLD
 from tclisten.app import Listener
 from tclisten.config import build_listener, load_config
+from tclisten.dispatch import Binding, Dispatcher, Handler
 from tclisten.exceptions import BindingError, ConfigError
 from tclisten.policy import ParkNow, decide
 from tclisten.taskcluster.schemas import body_check, bundled_path
@@ -69,16 +70,15 @@ def test_the_handler_setting_overrides_the_listener_both_ways():
     assert seen[-1] == "opted out"
 
 
-def test_the_body_is_checked_once_for_every_handler_of_the_message(monkeypatch):
-    app = _app(validate=True)
-    for name in ("a", "b", "c"):
-        app.on("QueueEvents.taskCompleted", name=name)(lambda m, c: None)
-    checked = []
-    dispatcher = app.dispatcher
-    check = dispatcher._checks["exchange/taskcluster-queue/v1/task-completed"]
-    dispatcher._checks["exchange/taskcluster-queue/v1/task-completed"] = lambda body: checked.append(1) or check(body)
+def test_the_body_is_checked_once_for_every_handler_of_the_message():
     good = message_for("QueueEvents.taskCompleted")
-    assert app.dispatch(good.exchange, good.routing_key, good.body).handled == ("a", "b", "c")
+    check = body_check(bundled_path("queue", "v1/task-completed-message.json#"))
+    checked = []
+    dispatcher = Dispatcher([Handler(name, lambda m, c: None) for name in "abc"],
+                            [Binding(good.exchange, "#", name) for name in "abc"],
+                            checks={good.exchange: lambda body: checked.append(1) or check(body)},
+                            validating=("a", "b", "c"))
+    assert dispatcher.dispatch(good.exchange, good.routing_key, good.body).handled == ("a", "b", "c")
     assert checked == [1]
 
 

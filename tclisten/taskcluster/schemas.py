@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from ..exceptions import ConfigError, ReferenceFormatError
+from ..redact import scrub_url
 
 __all__ = ["BodyCheck", "body_check", "bundled_path", "bundled_schemas_dir", "collect", "reader_for",
            "require_checker", "schema_path", "strip_prose"]
@@ -132,7 +133,8 @@ def reader_for(source: str) -> Callable[[str], Any] | None:
                 reply.raise_for_status()
                 return reply.json()
             except (requests.RequestException, ValueError) as exc:
-                raise ReferenceFormatError(f"{root}{path}: cannot fetch schema ({exc})", source=root + path) from exc
+                where = scrub_url(root + path)
+                raise ReferenceFormatError(f"{where}: cannot fetch schema ({exc})", source=where) from None
 
         return fetch
     base = Path(source)
